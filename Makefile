@@ -1,0 +1,37 @@
+# The README's two commands. Each sets up what it needs on a fresh machine.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
+
+.PHONY: test demo install benchmark clean
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[test,compress,examples]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q tests
+
+# Real Fashion-MNIST comes offline from Debian's dataset-fashion-mnist.
+$(FASHION_MNIST):
+	@if [ "$$(id -u)" = 0 ]; then \
+	  (apt-get install -y -qq dataset-fashion-mnist || \
+	   (apt-get update -qq && apt-get install -y -qq dataset-fashion-mnist)); \
+	else \
+	  echo "Fashion-MNIST is missing: sudo apt-get install dataset-fashion-mnist"; \
+	  exit 1; \
+	fi
+
+demo: $(VENV)/.installed $(FASHION_MNIST)
+	$(PY) examples/quickstart.py
+
+benchmark: $(VENV)/.installed
+	$(PY) benchmarks/step_time.py
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache

@@ -1,0 +1,6 @@
+"""Distillation losses: each with its formula, paper and NumPy-checked tests."""
+
+from keras_kd.losses.attention_transfer import AttentionTransfer
+from keras_kd.losses.soft_target_kd import SoftTargetKD
+
+__all__ = ["AttentionTransfer", "SoftTargetKD"]

@@ -1,0 +1,63 @@
+"""Shared fixtures and model builders for the keras_kd tests.
+
+The CPU is split into two logical devices before TensorFlow starts, so the
+`tf.distribute.MirroredStrategy` tests have two replicas on any machine.
+"""
+
+import os
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+_cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(
+    _cpu,
+    [tf.config.LogicalDeviceConfiguration(), tf.config.LogicalDeviceConfiguration()],
+)
+
+
+def make_cnn(width, name, num_classes=10, input_shape=(12, 12, 1),
+             dropout=0.0, final_activation=None):
+    """A small CNN with named layers `conv1`, `bn1`, `relu1`, `conv2`."""
+    inputs = keras.Input(input_shape, name="image")
+    x = keras.layers.Conv2D(width, 3, padding="same", name="conv1")(inputs)
+    x = keras.layers.BatchNormalization(name="bn1")(x)
+    x = keras.layers.ReLU(name="relu1")(x)
+    x = keras.layers.MaxPooling2D(name="pool1")(x)
+    x = keras.layers.Conv2D(
+        width, 3, padding="same", activation="relu", name="conv2"
+    )(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(
+        num_classes, activation=final_activation, name="logits"
+    )(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def make_nested_teacher(width=16, name="teacher"):
+    """A teacher whose CNN sits inside as the nested model `backbone`."""
+    backbone = make_cnn(width, "backbone")
+    inputs = keras.Input((12, 12, 1), name="image")
+    return keras.Model(inputs, backbone(inputs), name=name)
+
+
+@pytest.fixture
+def data():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 12, 12, 1)).astype("float32")
+    y = rng.integers(0, 10, size=(32,)).astype("int32")
+    return x, y
+
+
+@pytest.fixture(autouse=True)
+def _clear_session():
+    keras.utils.set_random_seed(1)
+    yield
+    keras.config.set_dtype_policy("float32")
