@@ -205,6 +205,7 @@ class Distiller(keras.Model):
         self._kd_from_logits = isinstance(
             self.distillation_loss_fn, SoftTargetKD
         )
+        self._logits_kd = _VariableTemperatureKD(self.temperature)
 
         optimizer = keras.optimizers.get(optimizer)
         if _computes_in_float16(self.student) and not isinstance(
@@ -212,9 +213,30 @@ class Distiller(keras.Model):
         ):
             optimizer = keras.optimizers.LossScaleOptimizer(optimizer)
         super().compile(optimizer=optimizer, metrics=metrics, **kwargs)
+        self._kd_compile_args = {
+            "optimizer": optimizer,
+            "metrics": metrics,
+            "student_loss_fn": student_loss_fn,
+            "distillation_loss_fn": distillation_loss_fn,
+            "alpha": alpha,
+            "temperature": temperature,
+            "attention_weight": attention_weight,
+            "attention_loss_fn": attention_loss_fn,
+            **kwargs,
+        }
         self.temperature.assign(temperature)
         self.alpha.assign(alpha)
         self.attention_weight.assign(attention_weight)
+
+    def get_compile_config(self):
+        if not self.compiled:
+            return {}
+        return keras.saving.serialize_keras_object(self._kd_compile_args)
+
+    def compile_from_config(self, config):
+        self.compile(**keras.saving.deserialize_keras_object(config))
+        if self.built:
+            self.optimizer.build(self.trainable_variables)
 
     @property
     def metrics(self):
@@ -232,7 +254,7 @@ class Distiller(keras.Model):
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
 
-    def compute_losses(self, y, teacher_outputs, student_outputs,
+    def _compute_losses(self, y, teacher_outputs, student_outputs,
                        sample_weight=None):
         """All loss terms from one teacher and one student pass.
 
@@ -245,6 +267,9 @@ class Distiller(keras.Model):
         Returns:
             Dict with `loss`, `student_loss`, `distillation_loss` and
             `attention_loss` (zero without attention pairs), float32 scalars.
+            Like every Keras loss, each is divided by the number of replicas
+            under a `tf.distribute` strategy, so that summing gradients over
+            replicas averages them.
         """
         teacher_logits = ops.cast(teacher_outputs[0], "float32")
         student_logits = ops.cast(student_outputs[0], "float32")
@@ -259,15 +284,12 @@ class Distiller(keras.Model):
         student_loss = self.student_loss_fn(
             y, student_logits, sample_weight=sample_weight
         )
+        temperature = ops.cast(self.temperature, "float32")
         if self._kd_from_logits:
-            distillation_loss = _weighted_mean(
-                soft_target_kd(
-                    teacher_logits, student_logits, self.temperature
-                ),
-                sample_weight,
+            distillation_loss = self._logits_kd(
+                teacher_logits, student_logits, sample_weight=sample_weight
             )
         else:
-            temperature = ops.cast(self.temperature, "float32")
             distillation_loss = self.distillation_loss_fn(
                 ops.softmax(teacher_logits / temperature, axis=-1),
                 ops.softmax(student_logits / temperature, axis=-1),
@@ -297,15 +319,14 @@ class Distiller(keras.Model):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled()
         teacher_outputs = _as_list(self._teacher_taps(x, training=False))
-        student_variables = self.student.trainable_variables
         with tf.GradientTape() as tape:
             student_outputs = _as_list(self._student_taps(x, training=True))
-            losses = self.compute_losses(
+            losses = self._compute_losses(
                 y, teacher_outputs, student_outputs, sample_weight
             )
-            # Keras sums gradients over replicas: average the loss over them.
-            replicas = tf.distribute.get_strategy().num_replicas_in_sync
-            scaled_loss = self.optimizer.scale_loss(losses["loss"] / replicas)
+            scaled_loss = self.optimizer.scale_loss(losses["loss"])
+        # Read after the forward pass: a subclassed student builds in it.
+        student_variables = self.student.trainable_variables
         gradients = tape.gradient(scaled_loss, student_variables)
         self.optimizer.apply_gradients(zip(gradients, student_variables))
         return self._update_metrics(x, y, student_outputs[0], losses,
@@ -316,7 +337,7 @@ class Distiller(keras.Model):
         self._check_compiled()
         teacher_outputs = _as_list(self._teacher_taps(x, training=False))
         student_outputs = _as_list(self._student_taps(x, training=False))
-        losses = self.compute_losses(
+        losses = self._compute_losses(
             y, teacher_outputs, student_outputs, sample_weight
         )
         return self._update_metrics(x, y, student_outputs[0], losses,
@@ -324,20 +345,24 @@ class Distiller(keras.Model):
 
     def _update_metrics(self, x, y, student_logits, losses, sample_weight):
         batch_size = ops.shape(student_logits)[0]
+        # Undo the per-replica scaling of the losses for logging.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
         for tracker, key in (
             (self._loss_tracker_total, "loss"),
             (self._student_loss_tracker, "student_loss"),
             (self._distillation_loss_tracker, "distillation_loss"),
             (self._attention_loss_tracker, "attention_loss"),
         ):
-            tracker.update_state(losses[key], sample_weight=batch_size)
+            tracker.update_state(
+                losses[key] * replicas, sample_weight=batch_size
+            )
         return self.compute_metrics(
             x, y, student_logits, sample_weight=sample_weight
         )
 
     def _check_compiled(self):
         if self.student_loss_fn is None:
-            raise RuntimeError(
+            raise ValueError(
                 "You must call `Distiller.compile()` before `fit()` or "
                 "`evaluate()`."
             )
@@ -372,14 +397,15 @@ def _as_list(outputs):
     return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
-def _weighted_mean(values, sample_weight):
-    if sample_weight is None:
-        return ops.mean(values)
-    sample_weight = ops.cast(ops.reshape(sample_weight, (-1,)), values.dtype)
-    # Same convention as Keras' "sum_over_batch_size": divide by batch size.
-    return ops.sum(values * sample_weight) / ops.cast(
-        ops.shape(values)[0], values.dtype
-    )
+class _VariableTemperatureKD(keras.losses.Loss):
+    """`SoftTargetKD` that reads `T` from the Distiller's variable."""
+
+    def __init__(self, temperature):
+        super().__init__(name="soft_target_kd")
+        self.temperature = temperature
+
+    def call(self, y_true, y_pred):
+        return soft_target_kd(y_true, y_pred, self.temperature)
 
 
 class _FunctionLoss(keras.losses.Loss):

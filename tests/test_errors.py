@@ -1,0 +1,167 @@
+"""Bad input: a clear error naming the argument and the value received,
+raised before any training."""
+
+import keras
+import numpy as np
+import pytest
+
+import keras_kd
+from conftest import make_cnn
+from conftest import make_nested_teacher
+
+
+@pytest.fixture
+def models():
+    return make_nested_teacher(), make_cnn(4, "student")
+
+
+def test_unknown_layer_name_lists_closest_names(models):
+    teacher, student = models
+    with pytest.raises(ValueError) as info:
+        keras_kd.Distiller(teacher, student,
+                           attention_pairs=[("backbone/relu", "relu1")])
+    message = str(info.value)
+    assert "'backbone/relu'" in message and "teacher" in message
+    assert "backbone/relu1" in message  # closest name offered
+
+
+def test_unknown_student_layer(models):
+    teacher, student = models
+    with pytest.raises(ValueError, match="student layer 'conv9'"):
+        keras_kd.Distiller(teacher, student,
+                           attention_pairs=[("backbone/relu1", "conv9")])
+
+
+def test_class_count_mismatch(models):
+    teacher, _ = models
+    student = make_cnn(4, "student", num_classes=7)
+    with pytest.raises(ValueError, match="10 classes .* 7 classes"):
+        keras_kd.Distiller(teacher, student)
+
+
+@pytest.mark.parametrize("which", ["teacher", "student"])
+def test_softmax_output_is_rejected(which):
+    teacher = make_cnn(8, "teacher")
+    student = make_cnn(4, "student")
+    soft = make_cnn(4, which, final_activation="softmax")
+    if which == "teacher":
+        teacher = soft
+    else:
+        student = soft
+    with pytest.raises(ValueError, match=f"{which} must output logits"):
+        keras_kd.Distiller(teacher, student)
+
+
+def test_softmax_layer_output_is_rejected():
+    teacher = make_cnn(8, "teacher")
+    inputs = keras.Input((12, 12, 1))
+    probabilities = keras.layers.Softmax(name="probs")(
+        make_cnn(4, "core")(inputs))
+    student = keras.Model(inputs, probabilities, name="student")
+    with pytest.raises(ValueError, match="'probs' applies a softmax"):
+        keras_kd.Distiller(teacher, student)
+
+
+def test_same_model_for_teacher_and_student(models):
+    _, student = models
+    with pytest.raises(ValueError, match="different model objects"):
+        keras_kd.Distiller(student, student)
+
+
+@pytest.mark.parametrize("argument", ["teacher", "student"])
+def test_non_model_argument(models, argument):
+    teacher, student = models
+    kwargs = {"teacher": teacher, "student": student, argument: "resnet"}
+    with pytest.raises(TypeError, match=f"Received: {argument}='resnet'"):
+        keras_kd.Distiller(**kwargs)
+
+
+def test_attention_pair_on_a_flat_output(models):
+    teacher, student = models
+    with pytest.raises(ValueError, match="student layer 'gap' .*\\(None, 4\\)"):
+        keras_kd.Distiller(teacher, student,
+                           attention_pairs=[("backbone/relu1", "gap")])
+
+
+@pytest.mark.parametrize(
+    "pair", [("relu1",), ("a", "b", 1.0, 2.0), "relu1", (1, "relu1")]
+)
+def test_malformed_attention_pair(models, pair):
+    teacher, student = models
+    with pytest.raises(ValueError, match="attention_pairs entry"):
+        keras_kd.Distiller(teacher, student, attention_pairs=[pair])
+
+
+def test_negative_pair_weight(models):
+    teacher, student = models
+    with pytest.raises(ValueError, match="must be >= 0. Received"):
+        keras_kd.Distiller(
+            teacher, student,
+            attention_pairs=[("backbone/relu1", "relu1", -1.0)])
+
+
+def test_subclassed_model_with_layer_pairs():
+    class Tiny(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.conv = keras.layers.Conv2D(4, 3, name="conv")
+            self.pool = keras.layers.GlobalAveragePooling2D()
+            self.out = keras.layers.Dense(10)
+
+        def call(self, x):
+            return self.out(self.pool(self.conv(x)))
+
+    with pytest.raises(ValueError, match="subclassed model \\(Tiny\\)"):
+        keras_kd.Distiller(make_cnn(8, "teacher"), Tiny(name="student"),
+                           attention_pairs=[("conv1", "conv")])
+
+
+@pytest.mark.parametrize(
+    "kwargs,error,match",
+    [
+        ({"temperature": 0}, ValueError, "Received: temperature=0"),
+        ({"temperature": -1.5}, ValueError, "Received: temperature=-1.5"),
+        ({"temperature": "warm"}, TypeError, "temperature='warm'"),
+        ({"alpha": 1.5}, ValueError, "Received: alpha=1.5"),
+        ({"alpha": -0.1}, ValueError, "Received: alpha=-0.1"),
+        ({"attention_weight": -1}, ValueError,
+         "Received: attention_weight=-1"),
+        ({"student_loss_fn": 3}, TypeError, "student_loss_fn=3"),
+        ({"distillation_loss_fn": "no_such_loss"}, ValueError,
+         "distillation_loss_fn='no_such_loss'"),
+        ({"loss": "mse"}, TypeError, "student_loss_fn"),
+        ({"distillation_loss_fn": keras_kd.losses.SoftTargetKD(2.0),
+          "temperature": 4.0}, ValueError, "temperature=2.0"),
+    ],
+)
+def test_bad_compile_arguments(models, kwargs, error, match):
+    teacher, student = models
+    distiller = keras_kd.Distiller(teacher, student)
+    with pytest.raises(error, match=match):
+        distiller.compile(**kwargs)
+
+
+def test_fit_before_compile(models, data):
+    teacher, student = models
+    distiller = keras_kd.Distiller(teacher, student)
+    before = [w.numpy().copy() for w in student.weights]
+    with pytest.raises(ValueError, match="compile"):
+        distiller.fit(*data, verbose=0)
+    for a, b in zip(before, student.weights):
+        np.testing.assert_array_equal(a, b.numpy())
+
+
+def test_class_mismatch_of_subclassed_models_caught_before_any_update(data):
+    class Tiny(keras.Model):
+        def __init__(self, classes, **kwargs):
+            super().__init__(**kwargs)
+            self.flat = keras.layers.Flatten()
+            self.out = keras.layers.Dense(classes)
+
+        def call(self, x):
+            return self.out(self.flat(x))
+
+    distiller = keras_kd.Distiller(Tiny(10), Tiny(7))
+    distiller.compile()
+    with pytest.raises(ValueError, match="same number of classes"):
+        distiller.fit(*data, verbose=0)
