@@ -1,0 +1,175 @@
+"""Epoch time of keras_kd's Distiller against its baselines, in one process.
+
+Measures, on the same teacher, student and data:
+
+- (a) a plain student `fit` (hard labels only),
+- (b) the teacher's inference over the same data,
+- (c) `keras_kd.Distiller`: soft targets + hard labels + attention transfer on
+  two layer pairs,
+- (d) `keras.distillation.Distiller` with
+  `LogitsDistillation(loss=keras.losses.KLDivergence())` plus one
+  `FeatureDistillation` per layer pair (given our `AttentionTransfer` as its
+  loss so that the loss math is identical; only the step structure differs),
+
+and prints the ratios. Targets: (c)/(d) <= 0.7 and (c) <= 1.1 * ((a) + (b)).
+Each figure is the median epoch time after one warm-up epoch.
+
+Why (c)/(d) depends on the teacher: (d) runs the student forward twice per
+step (once for the logits, once through a feature extractor), so it costs
+about b + 2a against our b + a. The ratio is therefore lowest when the
+student's training cost is comparable to the teacher's inference, and tends
+to 1 as the teacher grows; both regimes are printed.
+
+Usage:
+    python benchmarks/step_time.py [--samples 4096] [--epochs 4]
+        [--teacher-widths 32 64]
+"""
+
+import argparse
+import os
+import statistics
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_kd  # noqa: E402
+
+PAIRS = [("block2_out", "block2_out"), ("block3_out", "block3_out")]
+
+
+def conv_block(x, filters, name, strides=1):
+    x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
+                            use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_out")(x)
+
+
+def make_cnn(width, name, dropout=0.0):
+    """Three conv blocks of widths (w, 2w, 2w) at 28, 14 and 7 pixels."""
+    inputs = keras.Input((28, 28, 1))
+    x = conv_block(inputs, width, "block1")
+    x = conv_block(x, 2 * width, "block2", strides=2)  # 14x14
+    x = conv_block(x, 2 * width, "block3", strides=2)  # 7x7
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout)(x)
+    return keras.Model(inputs, keras.layers.Dense(10)(x), name=name)
+
+
+class EpochTimer(keras.callbacks.Callback):
+    def on_train_begin(self, logs=None):
+        self.times = []
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._start = time.perf_counter()
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.times.append(time.perf_counter() - self._start)
+
+
+def timed_fit(model, x, y, epochs, batch_size):
+    timer = EpochTimer()
+    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0,
+              callbacks=[timer])
+    return statistics.median(timer.times[1:])
+
+
+def timed_inference(model, x, epochs, batch_size):
+    times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        model.predict(x, batch_size=batch_size, verbose=0)
+        times.append(time.perf_counter() - start)
+    return statistics.median(times[1:])
+
+
+def fresh_student(width, weights):
+    student = make_cnn(width, "student", dropout=0.1)
+    student.set_weights(weights)
+    return student
+
+
+def run(args, teacher_width):
+    """Measures (a)-(d) for one teacher width and prints the ratios."""
+    rng = np.random.default_rng(0)
+    x = rng.random((args.samples, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, args.samples)
+    teacher = make_cnn(teacher_width, "teacher")
+    sw = args.student_width
+    student_weights = make_cnn(sw, "student", dropout=0.1).get_weights()
+    figures = {}
+
+    student = fresh_student(sw, student_weights)
+    student.compile(optimizer="adam", loss=keras.losses.
+                    SparseCategoricalCrossentropy(from_logits=True))
+    figures["a"] = timed_fit(student, x, y, args.epochs, args.batch_size)
+    figures["b"] = timed_inference(teacher, x, args.epochs, args.batch_size)
+
+    ours = keras_kd.Distiller(teacher, fresh_student(sw, student_weights),
+                              attention_pairs=PAIRS)
+    ours.compile(optimizer="adam", temperature=4.0)
+    figures["c"] = timed_fit(ours, x, y, args.epochs, args.batch_size)
+
+    theirs = keras.distillation.Distiller(
+        teacher=teacher,
+        student=fresh_student(sw, student_weights),
+        distillation_losses=[
+            keras.distillation.LogitsDistillation(
+                temperature=4.0, loss=keras.losses.KLDivergence()),
+            *[
+                keras.distillation.FeatureDistillation(
+                    loss=keras_kd.losses.AttentionTransfer(),
+                    teacher_layer_name=t, student_layer_name=s)
+                for t, s in PAIRS
+            ],
+        ],
+        distillation_loss_weights=[0.9, 500.0, 500.0],
+        student_loss_weight=0.1,
+    )
+    theirs.compile(optimizer="adam", loss=keras.losses.
+                   SparseCategoricalCrossentropy(from_logits=True))
+    figures["d"] = timed_fit(theirs, x, y, args.epochs, args.batch_size)
+
+    labels = {
+        "a": "plain student fit",
+        "b": "teacher inference",
+        "c": "keras_kd.Distiller (KD + AT, 2 pairs)",
+        "d": "keras.distillation.Distiller (same losses)",
+    }
+    print(f"\nEpoch time, {args.samples} samples, batch {args.batch_size}, "
+          f"median of {args.epochs - 1} epochs after a warm-up; teacher "
+          f"{teacher.count_params():,} params (width {teacher_width}), "
+          f"student {make_cnn(sw, 's').count_params():,} params "
+          f"(width {sw}):")
+    for key, label in labels.items():
+        print(f"  ({key}) {label:<45s} {figures[key]:7.3f} s")
+    ratio_cd = figures["c"] / figures["d"]
+    ratio_cab = figures["c"] / (figures["a"] + figures["b"])
+    print(f"  (c)/(d)       = {ratio_cd:.2f}   (target <= 0.70) "
+          f"{'OK' if ratio_cd <= 0.7 else 'MISSED'}")
+    print(f"  (c)/((a)+(b)) = {ratio_cab:.2f}   (target <= 1.10) "
+          f"{'OK' if ratio_cab <= 1.1 else 'MISSED'}")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=4096)
+    parser.add_argument("--epochs", type=int, default=4,
+                        help="epochs per variant; the first is a warm-up")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--student-width", type=int, default=16)
+    parser.add_argument("--teacher-widths", type=int, nargs="+",
+                        default=[32, 64],
+                        help="one run per width: with the default student, "
+                        "32 costs 4x its FLOPs and 64 costs 16x")
+    args = parser.parse_args()
+    for teacher_width in args.teacher_widths:
+        run(args, teacher_width)
+
+
+if __name__ == "__main__":
+    main()
