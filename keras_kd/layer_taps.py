@@ -14,17 +14,9 @@ dropout draws one mask.
 import difflib
 
 import keras
-from keras.src.models.functional import Functional
 
-
-def _graph(model):
-    """The Functional graph behind `model`, or `None` for subclassed models."""
-    if isinstance(model, keras.Sequential):
-        # A built Sequential model keeps its graph in `_functional`.
-        return getattr(model, "_functional", None)
-    if isinstance(model, Functional):
-        return model
-    return None
+from keras_kd.utils.graph import functional_graph
+from keras_kd.utils.graph import replay
 
 
 def layer_paths(model, prefix=""):
@@ -79,7 +71,7 @@ def tap_model(model, paths, argument="layer name"):
     Returns:
         A `keras.Model` sharing `model`'s layers and weights.
     """
-    graph = _graph(model)
+    graph = functional_graph(model)
     if graph is None:
         raise ValueError(
             f"Layer pairs need a Functional or Sequential {argument} with a "
@@ -94,42 +86,23 @@ def tap_model(model, paths, argument="layer name"):
         wanted.setdefault(id(layer), []).append(path)
 
     captured = {}
+
+    def capture(operation, outputs):
+        for path in wanted.get(id(operation), ()):
+            captured.setdefault(path, outputs)
+
     inputs = [
         keras.Input(batch_shape=tuple(x.shape), dtype=x.dtype, name=x.name)
         for x in graph.inputs
     ]
-    outputs = _replay(graph, inputs, wanted, captured)
+    outputs = replay(
+        graph,
+        inputs,
+        call_fn=lambda operation, args, kwargs: operation(*args, **kwargs),
+        observe_fn=capture,
+    )
     return keras.Model(
         inputs=inputs if len(inputs) > 1 else inputs[0],
         outputs=[outputs] + [captured[path] for path in paths],
         name=f"{model.name}_taps",
     )
-
-
-def _replay(graph, inputs, wanted, captured):
-    """Runs `graph` symbolically on `inputs`, inlining nested models."""
-
-    def operation_fn(operation):
-        def call(*args, **kwargs):
-            inner = (
-                _graph(operation)
-                if isinstance(operation, keras.Model)
-                else None
-            )
-            if inner is not None:
-                # `training` and masks are recorded per leaf layer inside, and
-                # the flat model's call context sets `training` at run time.
-                inner_inputs = args[0] if len(args) == 1 else list(args)
-                outputs = _replay(inner, inner_inputs, wanted, captured)
-            else:
-                outputs = operation(*args, **kwargs)
-            for path in wanted.get(id(operation), ()):
-                captured.setdefault(path, outputs)
-            return outputs
-
-        return call
-
-    outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
-    if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
-        return outputs[0]
-    return outputs

@@ -61,3 +61,15 @@ def _clear_session():
     keras.utils.set_random_seed(1)
     yield
     keras.config.set_dtype_policy("float32")
+
+
+def quadrant_images(n, size=12, seed=0):
+    """Learnable 4-class images: the label is the brightest quadrant."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 4, size=n).astype("int32")
+    x = rng.normal(0.0, 0.3, size=(n, size, size, 1)).astype("float32")
+    half = size // 2
+    for i, label in enumerate(y):
+        r, c = divmod(int(label), 2)
+        x[i, r * half:(r + 1) * half, c * half:(c + 1) * half] += 1.0
+    return x, y

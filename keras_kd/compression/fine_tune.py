@@ -1,0 +1,113 @@
+"""Distillation-aware fine-tuning of tf_keras models (pruning, QAT).
+
+TF-MOT's wrappers live in tf_keras while the teacher is a Keras 3 model;
+both run inside one `tf.function` and one `GradientTape`, so fine-tuning
+after pruning or during quantization-aware training keeps distilling.
+"""
+
+import math
+
+import keras
+import tensorflow as tf
+
+from keras_kd.compression._imports import tf_keras
+from keras_kd.losses.soft_target_kd import soft_target_kd
+from keras_kd.utils.validation import check_positive
+from keras_kd.utils.validation import check_unit_interval
+
+
+def count_batches(dataset, argument="train_data"):
+    """Number of batches in `dataset`; iterates once when unknown."""
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(
+            f"Argument `{argument}` must be a `tf.data.Dataset` of (x, y) "
+            f"batches. Received: {argument} of type {type(dataset).__name__}"
+        )
+    cardinality = int(dataset.cardinality())
+    if cardinality == tf.data.INFINITE_CARDINALITY:
+        raise ValueError(
+            f"Argument `{argument}` is an infinite dataset; take a finite "
+            "number of batches per epoch first."
+        )
+    if cardinality < 0:
+        cardinality = sum(1 for _ in dataset)
+    if cardinality == 0:
+        raise ValueError(f"Argument `{argument}` is empty.")
+    return cardinality
+
+
+def fine_tune(
+    model,
+    train_data,
+    *,
+    teacher=None,
+    epochs=1,
+    learning_rate=1e-4,
+    alpha=0.1,
+    temperature=3.0,
+    callbacks=(),
+    description="fine-tune",
+    verbose=1,
+):
+    """Trains a tf_keras `model` on `(x, y)` batches, distilling if asked.
+
+    Loss: `alpha · CE(y, s) + (1 − alpha) · T² KL(softmax(t/T) ‖
+    softmax(s/T))` with a teacher (the Distiller's defaults), plain
+    cross-entropy on logits without one. `callbacks` are tf_keras callbacks
+    driven as `fit` would drive them (TF-MOT's `UpdatePruningStep`, say).
+
+    Returns:
+        The list of mean losses per epoch.
+    """
+    tfk = tf_keras()
+    check_positive("learning_rate", learning_rate)
+    alpha = check_unit_interval("alpha", alpha)
+    temperature = check_positive("temperature", temperature)
+    steps = count_batches(train_data)
+    optimizer = tfk.optimizers.Adam(learning_rate)
+    callback_list = tfk.callbacks.CallbackList(list(callbacks), model=model)
+
+    @tf.function
+    def train_step(x, y):
+        teacher_logits = (
+            None if teacher is None else teacher(x, training=False)
+        )
+        with tf.GradientTape() as tape:
+            logits = tf.cast(model(x, training=True), tf.float32)
+            loss = tf.reduce_mean(
+                keras.losses.sparse_categorical_crossentropy(
+                    y, logits, from_logits=True
+                )
+            )
+            if teacher_logits is not None:
+                kd = tf.reduce_mean(
+                    soft_target_kd(teacher_logits, logits, temperature)
+                )
+                loss = alpha * loss + (1.0 - alpha) * kd
+            total = loss + tf.add_n(model.losses) if model.losses else loss
+        gradients = tape.gradient(total, model.trainable_variables)
+        optimizer.apply_gradients(zip(gradients, model.trainable_variables))
+        return loss
+
+    history = []
+    callback_list.on_train_begin()
+    for epoch in range(epochs):
+        if verbose:
+            print(f"{description}: epoch {epoch + 1}/{epochs}")
+        progbar = keras.utils.Progbar(steps, verbose=verbose)
+        total, seen = 0.0, 0
+        for step, (x, y) in enumerate(train_data):
+            callback_list.on_train_batch_begin(step)
+            loss = float(train_step(x, y))
+            callback_list.on_train_batch_end(step)
+            if not math.isfinite(loss):
+                raise FloatingPointError(
+                    f"{description}: the loss became {loss} at epoch "
+                    f"{epoch + 1}, step {step + 1}; lower `learning_rate`."
+                )
+            total, seen = total + loss, seen + 1
+            progbar.update(step + 1, [("loss", loss)])
+        callback_list.on_epoch_end(epoch)
+        history.append(total / max(seen, 1))
+    callback_list.on_train_end()
+    return history

@@ -1,0 +1,161 @@
+"""Magnitude pruning of Keras 3 (or tf_keras) students with TF-MOT."""
+
+import numpy as np
+
+from keras_kd.compression._imports import tf_keras
+from keras_kd.compression._imports import tfmot
+from keras_kd.compression.fine_tune import count_batches
+from keras_kd.compression.fine_tune import fine_tune
+from keras_kd.compression.twin import to_tf_keras
+from keras_kd.utils.validation import check_one_of
+
+
+def fresh_tf_keras_copy(model):
+    """A tf_keras model TF-MOT may wrap: a new twin, or a weight-copied clone.
+
+    TF-MOT's wrappers wrap the very layers of the model they receive, so
+    every pruning or QAT call gets a copy of its own.
+    """
+    tfk = tf_keras()
+    if isinstance(model, tfk.Model):
+        clone = tfk.models.clone_model(model)
+        clone.set_weights(model.get_weights())
+        return clone
+    return to_tf_keras(model)
+
+
+def _check_sparsity(value, argument):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
+        0.0 < value < 1.0
+    ):
+        raise ValueError(
+            f"Argument `{argument}` must be in (0, 1). "
+            f"Received: {argument}={value!r}"
+        )
+    return float(value)
+
+
+def prune(
+    model,
+    train_data,
+    *,
+    teacher=None,
+    target_sparsity=0.75,
+    epochs=2,
+    schedule="polynomial",
+    block_size=None,
+    m_by_n=None,
+    learning_rate=1e-3,
+    alpha=0.1,
+    temperature=3.0,
+    verbose=1,
+):
+    """Prunes `model` to `target_sparsity` while fine-tuning, then strips it.
+
+    Every Conv/Dense-like layer TF-MOT supports is wrapped with
+    `prune_low_magnitude`; other layers (normalisation, attention) are kept
+    dense. The sparsity ramps up with a polynomial schedule over the first
+    70% of the fine-tuning steps (`schedule="constant"` prunes at once), and
+    the `UpdatePruningStep` bookkeeping is done here. With a `teacher`, the
+    fine-tuning distils (soft targets + hard labels, the Distiller's
+    defaults), which recovers most of the accuracy pruning costs.
+
+    Load or train the weights before you prune: pruning removes the smallest
+    weights of the model as it is.
+
+    Reference: Zhu & Gupta, "To prune, or not to prune", 2017
+    (arXiv:1710.01878).
+
+    Args:
+        model: a Keras 3 Functional/Sequential model (converted with
+            `to_tf_keras`) or a tf_keras model (copied).
+        train_data: `tf.data.Dataset` of `(x, y)` batches, integer labels.
+        teacher: optional Keras 3 teacher that outputs logits.
+        target_sparsity: final fraction of zero weights, in (0, 1).
+        epochs: fine-tuning epochs.
+        schedule: `"polynomial"` or `"constant"`.
+        block_size: optional `(rows, cols)` block sparsity.
+        m_by_n: optional `(m, n)` structured sparsity, e.g. `(2, 4)`
+            (overrides the schedule).
+        learning_rate: Adam learning rate of the fine-tuning.
+        alpha, temperature: distillation weights, as in `Distiller.compile`.
+        verbose: show a progress bar.
+
+    Returns:
+        The pruned, stripped tf_keras model, ready for `quantize` or
+        `export_tflite`.
+
+    Example:
+
+    ```python
+    pruned = keras_kd.compression.prune(
+        distiller.student, train_ds, teacher=teacher, target_sparsity=0.75
+    )
+    ```
+    """
+    target_sparsity = _check_sparsity(target_sparsity, "target_sparsity")
+    check_one_of("schedule", schedule, ("polynomial", "constant"))
+    if m_by_n is not None and (
+        len(tuple(m_by_n)) != 2 or not 0 < m_by_n[0] < m_by_n[1]
+    ):
+        raise ValueError(
+            "Argument `m_by_n` must be (m, n) with 0 < m < n, e.g. (2, 4). "
+            f"Received: m_by_n={m_by_n!r}"
+        )
+    if epochs < 1:
+        raise ValueError(f"Argument `epochs` must be >= 1. Received: "
+                         f"epochs={epochs!r}")
+    mot = tfmot()
+    sparsity = mot.sparsity.keras
+    steps = count_batches(train_data) * epochs
+    if schedule == "polynomial":
+        end_step = max(1, int(0.7 * steps))
+        pruning_schedule = sparsity.PolynomialDecay(
+            initial_sparsity=0.0,
+            final_sparsity=target_sparsity,
+            begin_step=0,
+            end_step=end_step,
+            frequency=max(1, end_step // 20),
+        )
+    else:
+        pruning_schedule = sparsity.ConstantSparsity(
+            target_sparsity, begin_step=0, frequency=max(1, steps // 20)
+        )
+    params = {"pruning_schedule": pruning_schedule}
+    if block_size is not None:
+        params["block_size"] = tuple(block_size)
+    if m_by_n is not None:
+        params["sparsity_m_by_n"] = tuple(m_by_n)
+
+    from tensorflow_model_optimization.python.core.sparsity.keras import (
+        prune_registry,
+    )
+
+    def wrap(layer):
+        if prune_registry.PruneRegistry.supports(layer) and layer.weights:
+            return sparsity.prune_low_magnitude(layer, **params)
+        return layer
+
+    twin = fresh_tf_keras_copy(model)
+    wrapped = tf_keras().models.clone_model(twin, clone_function=wrap)
+    fine_tune(
+        wrapped,
+        train_data,
+        teacher=teacher,
+        epochs=epochs,
+        learning_rate=learning_rate,
+        alpha=alpha,
+        temperature=temperature,
+        callbacks=[sparsity.UpdatePruningStep()],
+        description="prune",
+        verbose=verbose,
+    )
+    return sparsity.strip_pruning(wrapped)
+
+
+def weight_sparsity(model):
+    """Fraction of zeros among the kernels (rank >= 2 weights) of `model`."""
+    kernels = [w for w in model.get_weights() if np.ndim(w) >= 2]
+    total = sum(w.size for w in kernels)
+    zeros = sum(int(np.sum(w == 0)) for w in kernels)
+    return zeros / total if total else 0.0

@@ -1,0 +1,227 @@
+"""Keras 3 → tf_keras "twin" models, so TF-MOT can prune and quantize them.
+
+TF-MOT accepts only tf_keras (Keras 2) models. `to_tf_keras` rebuilds a
+Keras 3 Functional or Sequential model layer by layer as an equivalent
+tf_keras Functional model: each layer's config is translated to the legacy
+form, the layer is re-created in tf_keras, called on the replayed graph, and
+given the original weights. Nested models are inlined (TF-MOT prunes flat
+models best). The result is checked numerically against the original.
+"""
+
+import re
+
+import numpy as np
+
+from keras_kd.compression._imports import tf_keras
+from keras_kd.utils.graph import functional_graph
+from keras_kd.utils.graph import replay
+
+_ANY = object()
+# Keras 3 config keys without a tf_keras counterpart, and the value at which
+# dropping them changes nothing. Any other value has no twin.
+_DROPPABLE = {
+    "quantization_config": None,
+    "seed": _ANY,
+    "sliding_window": None,
+    "use_gate": False,
+    "rms_scaling": False,
+    "lora_rank": None,
+    "lora_alpha": _ANY,
+    "optional": False,
+    "flash_attention": None,
+}
+_RENAMED = {"LeakyReLU": {"negative_slope": "alpha"}}
+_TOLERANCE = 1e-4
+
+
+def to_tf_keras(model, check_numerics=True):
+    """Returns the tf_keras twin of a Keras 3 Functional/Sequential model.
+
+    The twin has the same layer names, weights and outputs (max |diff| within
+    1e-4 on a random batch, checked unless `check_numerics=False`). Use a
+    fresh twin for each TF-MOT call: `prune_low_magnitude` wraps the layers
+    of the model it receives.
+
+    Args:
+        model: a built Keras 3 `keras.Model` (Functional or Sequential). A
+            tf_keras model is returned as it is.
+        check_numerics: compare outputs on a random batch.
+
+    Returns:
+        A `tf_keras.Model`.
+
+    Raises:
+        ValueError: for subclassed models, and naming every layer class that
+            has no tf_keras twin (e.g. `RMSNormalization`, custom layers,
+            `LayerNormalization(rms_scaling=True)`).
+
+    Example:
+
+    ```python
+    twin = keras_kd.compression.to_tf_keras(student)
+    twin.summary()
+    ```
+    """
+    tfk = tf_keras()
+    if isinstance(model, tfk.Model):
+        return model
+    graph = functional_graph(model)
+    if graph is None:
+        raise ValueError(
+            "`to_tf_keras` needs a Functional or Sequential model with a "
+            f"symbolic graph. Received: model '{getattr(model, 'name', model)}'"
+            f" of type {type(model).__name__} (a subclassed model or an "
+            "unbuilt Sequential model)"
+        )
+    _check_supported(model, graph)
+
+    twins = {}
+
+    def call_twin(operation, args, kwargs):
+        twin = twins.get(id(operation))
+        if twin is None:
+            twin = twins[id(operation)] = _twin_layer(operation, tfk)
+        kwargs = {
+            k: v for k, v in kwargs.items()
+            if k not in ("training", "mask") and v is not None
+        }
+        return twin(*args, **kwargs)
+
+    inputs = [
+        tfk.Input(batch_shape=tuple(x.shape), dtype=x.dtype,
+                  name=_input_name(x))
+        for x in graph.inputs
+    ]
+    outputs = replay(graph, inputs if len(inputs) > 1 else inputs[0],
+                     call_twin)
+    twin_model = tfk.Model(
+        inputs if len(inputs) > 1 else inputs[0], outputs, name=model.name
+    )
+    for layer_id, twin in twins.items():
+        original = _layers_by_id(model)[layer_id]
+        try:
+            twin.set_weights(original.get_weights())
+        except ValueError as e:
+            raise ValueError(
+                f"Could not copy the weights of layer '{original.name}' "
+                f"({type(original).__name__}) into its tf_keras twin"
+            ) from e
+    _advance_name_counters([layer.name for layer in twin_model.layers])
+    if check_numerics:
+        _check_parity(model, twin_model)
+    return twin_model
+
+
+def _input_name(tensor):
+    history = getattr(tensor, "_keras_history", None)
+    return history.operation.name if history else None
+
+
+def _layers_by_id(model, found=None):
+    found = {} if found is None else found
+    for layer in model.layers:
+        found[id(layer)] = layer
+        if hasattr(layer, "layers"):
+            _layers_by_id(layer, found)
+    return found
+
+
+def _check_supported(model, graph):
+    tfk = tf_keras()
+    problems = []
+
+    def visit(operation, args, kwargs):
+        name = type(operation).__name__
+        if not hasattr(tfk.layers, name) or not hasattr(operation, "get_config"):
+            problems.append(f"{operation.name} ({name})")
+        else:
+            try:
+                _translate_config(operation)
+            except ValueError as e:
+                problems.append(f"{operation.name} ({name}: {e})")
+        return operation(*args, **kwargs)
+
+    inputs = [x for x in graph.inputs]
+    replay(graph, inputs if len(inputs) > 1 else inputs[0], visit)
+    if problems:
+        raise ValueError(
+            f"Model '{model.name}' has layers without a tf_keras twin, so "
+            f"TF-MOT cannot compress it: {', '.join(problems)}. Replace them "
+            "with standard Keras layers."
+        )
+
+
+def _translate(value):
+    """Keras 3 serialized objects → the legacy tf_keras form, recursively."""
+    if isinstance(value, dict):
+        if value.get("class_name") in ("DTypePolicy", "FloatDTypePolicy"):
+            return value["config"]["name"]
+        translated = {k: _translate(v) for k, v in value.items()}
+        if "class_name" in value and isinstance(value.get("config"), dict):
+            config = translated["config"]
+            for key in ("input_axes", "output_axes"):  # initializer extras
+                config.pop(key, None)
+            return {"class_name": value["class_name"], "config": config}
+        return translated
+    if isinstance(value, list):
+        return [_translate(v) for v in value]
+    return value
+
+
+def _translate_config(layer):
+    class_name = type(layer).__name__
+    config = _translate(layer.get_config())
+    for old, new in _RENAMED.get(class_name, {}).items():
+        if old in config:
+            config[new] = config.pop(old)
+    for key, harmless in _DROPPABLE.items():
+        if key in config:
+            value = config.pop(key)
+            if harmless is not _ANY and value != harmless:
+                raise ValueError(f"{key}={value!r} has no tf_keras twin")
+    if class_name == "MultiHeadAttention":
+        for key in ("query_shape", "key_shape", "value_shape"):
+            config.setdefault(key, None)
+    return config
+
+
+def _twin_layer(layer, tfk):
+    cls = getattr(tfk.layers, type(layer).__name__)
+    return cls.from_config(_translate_config(layer))
+
+
+def _advance_name_counters(names):
+    """Keeps tf_keras' automatic names from colliding with imported ones.
+
+    Otherwise a layer created later (e.g. by a QAT transform) may be named
+    `conv2d` while an imported layer already has that name.
+    """
+    from tf_keras.src import backend as tf_keras_backend  # not public API
+
+    uid_map = tf_keras_backend.get_default_graph_uid_map()
+    for name in names:
+        match = re.fullmatch(r"(.*?)(?:_(\d+))?", name)
+        base, number = match.group(1), int(match.group(2) or 0)
+        # tf_keras names a new layer `base_<uid_map[("", base)]>`.
+        uid_map[("", base)] = max(uid_map[("", base)], number + 1)
+
+
+def _check_parity(model, twin_model):
+    rng = np.random.default_rng(0)
+    inputs = []
+    for x in model.inputs:
+        shape = tuple(2 if d is None else d for d in x.shape)
+        if "int" in str(x.dtype):
+            inputs.append(rng.integers(0, 8, shape).astype(x.dtype))
+        else:
+            inputs.append(rng.normal(size=shape).astype("float32"))
+    inputs = inputs if len(inputs) > 1 else inputs[0]
+    expected = np.asarray(model(inputs, training=False), "float32")
+    actual = np.asarray(twin_model(inputs, training=False), "float32")
+    diff = float(np.max(np.abs(expected - actual)))
+    scale = max(1.0, float(np.max(np.abs(expected))))
+    if not diff <= _TOLERANCE * scale:
+        raise ValueError(
+            f"The tf_keras twin of '{model.name}' does not match the "
+            f"original: max |diff| = {diff:.3g} on a random batch"
+        )

@@ -1,0 +1,193 @@
+"""Pruning, QAT, TFLite export and LiteRT evaluation on a small task."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from conftest import quadrant_images
+from keras_kd.compression import compress
+from keras_kd.compression import evaluate_tflite
+from keras_kd.compression import export_tflite
+from keras_kd.compression import prune
+from keras_kd.compression import quantize
+from keras_kd.compression import weight_sparsity
+from keras_kd.compression.tflite_eval import tflite_sparsity
+
+
+def make_classifier(name="student"):
+    inputs = keras.Input((12, 12, 1))
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU()(x)
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.SeparableConv2D(16, 3, padding="same",
+                                     activation="relu")(x)
+    x = keras.layers.Flatten()(x)
+    x = keras.layers.Dense(32, activation="relu")(x)
+    return keras.Model(inputs, keras.layers.Dense(4)(x), name=name)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    keras.utils.set_random_seed(0)
+    x, y = quadrant_images(768)
+    x_test, y_test = quadrant_images(256, seed=1)
+    model = make_classifier()
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(
+                      from_logits=True),
+                  metrics=["accuracy"])
+    model.fit(x, y, epochs=4, batch_size=64, verbose=0)
+    accuracy = model.evaluate(x_test, y_test, verbose=0)[1]
+    assert accuracy > 0.9  # the task is learnable; the checks below mean it
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
+    test = tf.data.Dataset.from_tensor_slices((x_test, y_test)).batch(128)
+    return model, train, test, accuracy
+
+
+def test_prune_reaches_target_sparsity_and_keeps_the_architecture(trained):
+    model, train, test, _ = trained
+    pruned = prune(model, train, teacher=model, target_sparsity=0.6,
+                   epochs=2, verbose=0)
+    assert weight_sparsity(pruned) == pytest.approx(0.6, abs=0.03)
+    assert pruned.count_params() == model.count_params()
+    assert not any("prune_low_magnitude" in layer.name
+                   for layer in pruned.layers)
+    # The input model is untouched.
+    assert weight_sparsity(model) < 0.01
+
+
+def test_m_by_n_structured_sparsity(trained):
+    model, train, _, _ = trained
+    pruned = prune(model, train, m_by_n=(2, 4), epochs=1, verbose=0)
+    dense = pruned.get_layer("dense").get_weights()[0]
+    # Each group of 4 consecutive input weights keeps at most 2.
+    groups = (dense != 0).reshape(-1, 4, dense.shape[1]).sum(axis=1)
+    assert groups.max() <= 2
+
+
+def test_export_float_and_quantized_variants(trained, tmp_path):
+    model, train, test, keras_accuracy = trained
+    sizes = {}
+    for quantization in (None, "dynamic", "float16", "int8"):
+        path = str(tmp_path / f"m_{quantization}.tflite")
+        export_tflite(model, path, quantization=quantization,
+                      representative_data=train)
+        results = evaluate_tflite(path, test)
+        sizes[quantization] = results["size_bytes"]
+        tolerance = 0.005 if quantization is None else 0.03
+        assert results["accuracy"] == pytest.approx(keras_accuracy,
+                                                    abs=tolerance)
+        assert results["latency_ms_p50"] > 0
+        assert 0 < results["gzip_bytes"] < results["size_bytes"] * 1.05
+    assert sizes["int8"] * 3 < sizes[None]
+    assert sizes["float16"] < sizes[None]
+
+
+def test_int8_model_has_int8_input_and_output(trained, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    model, train, _, _ = trained
+    path = export_tflite(model, str(tmp_path / "m.tflite"),
+                         quantization="int8",
+                         representative_data=np.zeros((8, 12, 12, 1),
+                                                      "float32"))
+    interpreter = Interpreter(model_path=path)
+    assert interpreter.get_input_details()[0]["dtype"] == np.int8
+    assert interpreter.get_output_details()[0]["dtype"] == np.int8
+
+
+def test_pruned_qat_int8_keeps_zeros_in_the_file(trained, tmp_path):
+    model, train, test, keras_accuracy = trained
+    pruned = prune(model, train, teacher=model, target_sparsity=0.75,
+                   epochs=2, verbose=0)
+    qat = quantize(pruned, train, teacher=model, epochs=1, verbose=0)
+    path = export_tflite(qat, str(tmp_path / "pruned_int8.tflite"),
+                         quantization="int8", representative_data=train)
+    with open(path, "rb") as f:
+        data = f.read()
+    assert tflite_sparsity(data) > 0.6  # read from the int8 weight tensors
+    results = evaluate_tflite(path, test)
+    assert results["sparsity"] == pytest.approx(tflite_sparsity(data))
+    assert results["accuracy"] > keras_accuracy - 0.1
+
+
+def test_compress_writes_files_and_report(trained, tmp_path):
+    model, train, test, _ = trained
+    out_dir = tmp_path / "out"
+    report = compress(model, train, teacher=model, val_data=test,
+                      sparsity=0.5, out_dir=str(out_dir), prune_epochs=1,
+                      qat_epochs=1, verbose=0)
+    expected = {"student_float32.tflite", "student_int8.tflite",
+                "student_pruned_int8.tflite", "compression.json",
+                "compression.md"}
+    assert set(os.listdir(out_dir)) == expected
+    saved = json.loads((out_dir / "compression.json").read_text())
+    assert saved == json.loads(json.dumps(report))
+    assert set(saved) == {"float32", "int8", "pruned_int8"}
+    assert saved["pruned_int8"]["sparsity"] > 0.4
+    assert saved["float32"]["sparsity"] < 0.05
+    markdown = (out_dir / "compression.md").read_text()
+    assert "student_pruned_int8.tflite" in markdown and "|" in markdown
+
+
+@pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, "half"])
+def test_bad_sparsity(trained, bad):
+    model, train, _, _ = trained
+    with pytest.raises(ValueError, match="target_sparsity"):
+        prune(model, train, target_sparsity=bad, verbose=0)
+    with pytest.raises(ValueError, match="sparsity"):
+        compress(model, train, sparsity=bad, out_dir="unused")
+
+
+def test_int8_needs_representative_data(trained, tmp_path):
+    model, _, _, _ = trained
+    with pytest.raises(ValueError, match="representative_data=None"):
+        export_tflite(model, str(tmp_path / "m.tflite"), quantization="int8")
+    assert os.listdir(tmp_path) == []
+
+
+def test_representative_data_of_wrong_shape(trained, tmp_path):
+    model, _, _, _ = trained
+    wrong = np.zeros((4, 28, 28, 1), "float32")
+    with pytest.raises(ValueError, match="representative_data.*\\(28, 28, 1\\)"):
+        export_tflite(model, str(tmp_path / "m.tflite"), quantization="int8",
+                      representative_data=wrong)
+    assert os.listdir(tmp_path) == []
+
+
+def test_output_folder_must_exist(trained, tmp_path):
+    model, _, _, _ = trained
+    with pytest.raises(ValueError, match="folder of `path` does not exist"):
+        export_tflite(model, str(tmp_path / "missing" / "m.tflite"))
+
+
+def test_unknown_quantization(trained, tmp_path):
+    model, _, _, _ = trained
+    with pytest.raises(ValueError, match="quantization='int4'"):
+        export_tflite(model, str(tmp_path / "m.tflite"), quantization="int4")
+
+
+def test_not_a_tflite_file(tmp_path, trained):
+    _, _, test, _ = trained
+    path = tmp_path / "fake.tflite"
+    path.write_text("definitely not a flatbuffer")
+    with pytest.raises(ValueError, match="not a TFLite flatbuffer"):
+        evaluate_tflite(str(path), test)
+    with pytest.raises(FileNotFoundError, match="path="):
+        evaluate_tflite(str(tmp_path / "none.tflite"), test)
+
+
+def test_subclassed_model_cannot_be_pruned(trained):
+    _, train, _, _ = trained
+
+    class Tiny(keras.Model):
+        def call(self, x):
+            return x
+
+    with pytest.raises(ValueError, match="subclassed"):
+        prune(Tiny(), train, verbose=0)
