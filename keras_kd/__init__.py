@@ -25,9 +25,10 @@ import keras  # noqa: E402
 if keras.backend.backend() != "tensorflow":  # e.g. set in ~/.keras/keras.json
     raise _backend_error(keras.backend.backend())
 
+from keras_kd import datasets  # noqa: E402
 from keras_kd import losses  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Distiller", "losses", "__version__"]
+__all__ = ["Distiller", "datasets", "losses", "__version__"]

@@ -10,6 +10,7 @@ models best). The result is checked numerically against the original.
 
 import re
 
+import keras
 import numpy as np
 
 from keras_kd.compression._imports import tf_keras
@@ -38,7 +39,8 @@ def to_tf_keras(model, check_numerics=True):
     """Returns the tf_keras twin of a Keras 3 Functional/Sequential model.
 
     The twin has the same layer names, weights and outputs (max |diff| within
-    1e-4 on a random batch, checked unless `check_numerics=False`). Use a
+    1e-4 on a random batch, checked unless `check_numerics=False`); nested
+    models are inlined and `Identity` layers dropped. Use a
     fresh twin for each TF-MOT call: `prune_low_magnitude` wraps the layers
     of the model it receives.
 
@@ -78,6 +80,9 @@ def to_tf_keras(model, check_numerics=True):
     twins = {}
 
     def call_twin(operation, args, kwargs):
+        if isinstance(operation, keras.layers.Identity):
+            # Computes nothing, and TF-MOT's QAT registries mishandle it.
+            return args[0]
         twin = twins.get(id(operation))
         if twin is None:
             twin = twins[id(operation)] = _twin_layer(operation, tfk)

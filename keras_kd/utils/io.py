@@ -32,6 +32,9 @@ def atomic_path(path):
         dir=folder, prefix=f".{os.path.basename(path)}.", suffix=".tmp"
     )
     os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; use the default
     try:
         yield tmp
         os.replace(tmp, path)

@@ -1,0 +1,360 @@
+"""
+Title: From a big Fashion-MNIST teacher to a pruned int8 TFLite student
+Description: The main job: scratch vs distilled student, then pruning,
+    int8 quantization, TFLite export and a report with pictures.
+
+## What this does
+
+1. Loads the shipped teacher, `saved_models/fashion_mnist/teacher.keras`
+   (made by `examples/train_teacher.py`), and real Fashion-MNIST through
+   `keras_kd.datasets.load` (offline from Debian's `dataset-fashion-mnist`).
+2. Trains a small student from scratch: the baseline.
+3. Trains the same student, from the same initial weights, with
+   `keras_kd.Distiller`: soft targets + hard labels + attention transfer
+   between the teacher's and the student's stage outputs.
+4. Compresses the distilled student with `keras_kd.compression.compress`:
+   int8 post-training quantization, and 75% magnitude pruning +
+   sparsity-preserving QAT with distillation-aware fine-tuning.
+5. Evaluates every variant and writes into `saved_models/fashion_mnist/`:
+   the `.tflite` files, `results.json`, `report.md`, `accuracy_vs_size.png`
+   and `attention_maps.png` (teacher vs student attention before and after
+   distillation). The report is written last, atomically.
+
+Run `python examples/fashion_mnist_distill.py --help`; `--quick` runs the
+whole path on a small subset in about a minute.
+"""
+
+import argparse
+import gzip
+import json
+import os
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+import keras_kd  # noqa: E402
+from keras_kd import compression  # noqa: E402
+from keras_kd.layer_taps import tap_model  # noqa: E402
+from keras_kd.losses.attention_transfer import attention_map  # noqa: E402
+from keras_kd.models import cnn_student  # noqa: E402
+from keras_kd.utils.io import atomic_path  # noqa: E402
+from keras_kd.utils.io import write_text_atomic  # noqa: E402
+
+"""
+## Configuration
+"""
+
+OUT_DIR = "saved_models/fashion_mnist"
+CONFIG = {
+    "student_widths": (16, 32, 64),
+    "student_dense_units": 0,
+    "epochs": 4,
+    "batch_size": 128,
+    "learning_rate": 3e-3,
+    "temperature": 4.0,
+    "alpha": 0.1,
+    "attention_weight": 500.0,
+    # teacher stage i and student stage i share the resolution 28/14/7.
+    "attention_pairs": [("stage2_out", "stage2_out"),
+                        ("stage3_out", "stage3_out")],
+    "sparsity": 0.75,
+    "prune_epochs": 1,
+    "qat_epochs": 1,
+    "validation_split": 5000 / 60000,
+}
+QUICK = {"train_batches": 30, "test_batches": 8, "epochs": 1}
+
+
+"""
+## Helpers
+"""
+
+
+def load_teacher(path):
+    if not os.path.exists(path):
+        raise FileNotFoundError(
+            f"No teacher at {path}. Make it with: python "
+            "examples/train_teacher.py (about an hour on 2 CPU cores), or "
+            "pass --teacher PATH to a Keras model that outputs logits."
+        )
+    return keras.models.load_model(path)
+
+
+def check_out_dir(out_dir):
+    os.makedirs(out_dir, exist_ok=True)
+    if not os.access(out_dir, os.W_OK):
+        raise PermissionError(
+            f"The output folder is not writable: {out_dir}. Pass --out-dir.")
+
+
+def compiled_student(init_weights):
+    student = cnn_student(widths=CONFIG["student_widths"],
+                          dense_units=CONFIG["student_dense_units"])
+    student.set_weights(init_weights)
+    return student
+
+
+def cosine_adam(steps):
+    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
+        CONFIG["learning_rate"], decay_steps=steps))
+
+
+def accuracy(model, dataset):
+    correct = total = 0
+    for x, y in dataset:
+        logits = model(x, training=False)
+        correct += int(np.sum(np.argmax(logits, -1) == np.asarray(y)))
+        total += len(y)
+    return correct / total
+
+
+def gzip_size(path):
+    with open(path, "rb") as f:
+        return len(gzip.compress(f.read(), compresslevel=9))
+
+
+"""
+## Pictures
+"""
+
+
+def plot_accuracy_vs_size(rows, path):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    for row in rows:
+        ax.scatter(row["gzip_kb"], 100 * row["accuracy"], s=60)
+        ax.annotate(row["name"], (row["gzip_kb"], 100 * row["accuracy"]),
+                    textcoords="offset points", xytext=(6, 4), fontsize=8)
+    ax.set_xscale("log")
+    ax.set_xlabel("gzipped model file size (KB, log scale)")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title("Fashion-MNIST: accuracy vs size")
+    ax.grid(True, alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=120)
+    plt.close(fig)
+
+
+def plot_attention_maps(teacher, scratch, distilled, images, pairs, path):
+    """Teacher vs student attention maps (p=2) on a few test images."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    t_layer, s_layer = pairs[0]
+    maps = {}
+    for name, model, layer in (("teacher", teacher, t_layer),
+                               ("scratch student", scratch, s_layer),
+                               ("distilled student", distilled, s_layer)):
+        features = tap_model(model, [layer])(images, training=False)[1]
+        maps[name] = np.asarray(attention_map(features))
+    columns = ["input"] + list(maps)
+    fig, axes = plt.subplots(len(images), len(columns),
+                             figsize=(2.2 * len(columns), 2.2 * len(images)))
+    for i in range(len(images)):
+        axes[i, 0].imshow(images[i, ..., 0], cmap="gray")
+        for j, name in enumerate(maps, start=1):
+            axes[i, j].imshow(maps[name][i], cmap="inferno")
+        for j, title in enumerate(columns):
+            axes[i, j].axis("off")
+            if i == 0:
+                axes[i, j].set_title(title, fontsize=9)
+    fig.suptitle(f"Attention maps at {t_layer} / {s_layer}", fontsize=10)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=100)
+    plt.close(fig)
+
+
+"""
+## Report
+"""
+
+
+def write_report(results, rows, out_dir):
+    lines = [
+        "# Fashion-MNIST: distillation and compression report",
+        "",
+        "Made by `examples/fashion_mnist_distill.py`"
+        + (" in **--quick mode** (a subset: numbers are not meaningful)"
+           if results["quick"] else "") + ".",
+        "",
+        "| model | test accuracy | parameters | file | size | gzipped | "
+        "p50 latency |",
+        "|---|---:|---:|---|---:|---:|---:|",
+    ]
+    for row in rows:
+        latency = (f"{row['latency_ms']:.3f} ms" if row.get("latency_ms")
+                   else "")
+        lines.append(
+            f"| {row['name']} | {100 * row['accuracy']:.2f}% | "
+            f"{row['params']:,} | {row['file']} | "
+            f"{row['size_kb']:.1f} KB | {row['gzip_kb']:.1f} KB | "
+            f"{latency} |")
+    gain = results["student_distilled_accuracy"] - results[
+        "student_scratch_accuracy"]
+    lines += [
+        "",
+        f"- Distillation gain over the same student trained alone: "
+        f"**{100 * gain:+.2f} pt** "
+        f"(student has {results['student_params']:,} parameters, "
+        f"{results['student_params'] / results['teacher_params']:.1%} of "
+        "the teacher's).",
+        f"- int8 `.tflite` vs float distilled student: "
+        f"{100 * (results['tflite_int8_accuracy'] - results['student_distilled_accuracy']):+.2f} pt; "  # noqa: E501
+        f"pruned int8: "
+        f"{100 * (results['tflite_pruned_int8_accuracy'] - results['student_distilled_accuracy']):+.2f} pt, "  # noqa: E501
+        f"{results['tflite_pruned_int8_sparsity']:.1%} zero weights, "
+        f"{results['tflite_pruned_int8_gzip_bytes'] / 1024:.1f} KB gzipped.",
+        f"- Settings: {json.dumps(results['config'])}",
+        f"- Wall time: {results['minutes']:.1f} min.",
+        "",
+        "![accuracy vs size](accuracy_vs_size.png)",
+        "",
+        "![attention maps](attention_maps.png)",
+        "",
+    ]
+    write_text_atomic(os.path.join(out_dir, "report.md"), "\n".join(lines))
+    return "\n".join(lines[4:4 + len(rows) + 2])
+
+
+"""
+## Main
+"""
+
+
+def main():
+    parser = argparse.ArgumentParser(
+        description="Distil, prune and quantize a Fashion-MNIST student.")
+    parser.add_argument("--teacher", default=os.path.join(OUT_DIR,
+                                                          "teacher.keras"))
+    parser.add_argument("--out-dir", default=OUT_DIR)
+    parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--epochs", type=int, default=CONFIG["epochs"])
+    parser.add_argument("--quick", action="store_true",
+                        help="a subset and one epoch: a smoke run")
+    args = parser.parse_args()
+    start = time.time()
+    check_out_dir(args.out_dir)
+    teacher = load_teacher(args.teacher)
+
+    train, val, test = keras_kd.datasets.load(
+        "fashion_mnist", batch_size=CONFIG["batch_size"],
+        validation_split=CONFIG["validation_split"], data_dir=args.data_dir)
+    epochs = args.epochs
+    if args.quick:
+        train = train.take(QUICK["train_batches"])
+        val = val.take(QUICK["test_batches"])
+        test = test.take(QUICK["test_batches"])
+        epochs = QUICK["epochs"]
+    steps = int(train.cardinality()) * epochs
+    keras.utils.set_random_seed(0)
+    init = cnn_student(widths=CONFIG["student_widths"],
+                       dense_units=CONFIG["student_dense_units"]).get_weights()
+
+    print("\n== Student from scratch (the baseline) ==")
+    scratch = compiled_student(init)
+    scratch.compile(
+        optimizer=cosine_adam(steps), metrics=["accuracy"],
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    scratch.fit(train, validation_data=val, epochs=epochs, verbose=2)
+
+    print("\n== The same student distilled with keras_kd ==")
+    distiller = keras_kd.Distiller(
+        teacher, compiled_student(init),
+        attention_pairs=CONFIG["attention_pairs"])
+    distiller.compile(optimizer=cosine_adam(steps), metrics=["accuracy"],
+                      alpha=CONFIG["alpha"],
+                      temperature=CONFIG["temperature"],
+                      attention_weight=CONFIG["attention_weight"])
+    distiller.fit(train, validation_data=val, epochs=epochs, verbose=2)
+    student = distiller.student
+
+    print("\n== Compression: int8, and pruning + QAT int8 ==")
+    report = compression.compress(
+        student, train, teacher=teacher, val_data=test,
+        sparsity=CONFIG["sparsity"], quantization="int8",
+        out_dir=args.out_dir, prune_epochs=CONFIG["prune_epochs"],
+        qat_epochs=CONFIG["qat_epochs"], verbose=2)
+    teacher_tflite = compression.export_tflite(
+        teacher, os.path.join(args.out_dir, "teacher_float32.tflite"))
+    scratch_tflite = compression.export_tflite(
+        scratch, os.path.join(args.out_dir, "student_scratch_float32.tflite"))
+
+    accuracies = {
+        "teacher": accuracy(teacher, test),
+        "scratch": accuracy(scratch, test),
+        "distilled": accuracy(student, test),
+    }
+    kb = 1 / 1024
+    rows = [
+        {"name": "teacher (float32)", "accuracy": accuracies["teacher"],
+         "params": teacher.count_params(),
+         "file": os.path.basename(teacher_tflite),
+         "size_kb": os.path.getsize(teacher_tflite) * kb,
+         "gzip_kb": gzip_size(teacher_tflite) * kb},
+        {"name": "student, scratch (float32)",
+         "accuracy": accuracies["scratch"],
+         "params": scratch.count_params(),
+         "file": os.path.basename(scratch_tflite),
+         "size_kb": os.path.getsize(scratch_tflite) * kb,
+         "gzip_kb": gzip_size(scratch_tflite) * kb},
+    ]
+    for key, name in (("float32", "student, distilled (float32)"),
+                      ("int8", "distilled, int8 .tflite"),
+                      ("pruned_int8", "distilled, pruned int8 .tflite")):
+        entry = report[key]
+        rows.append({
+            "name": name,
+            "accuracy": (accuracies["distilled"] if key == "float32"
+                         else entry["accuracy"]),
+            "params": student.count_params(), "file": entry["file"],
+            "size_kb": entry["size_bytes"] * kb,
+            "gzip_kb": entry["gzip_bytes"] * kb,
+            "latency_ms": entry["latency_ms_p50"]})
+
+    results = {
+        "teacher_accuracy": accuracies["teacher"],
+        "student_scratch_accuracy": accuracies["scratch"],
+        "student_distilled_accuracy": accuracies["distilled"],
+        "tflite_float32_accuracy": report["float32"]["accuracy"],
+        "tflite_int8_accuracy": report["int8"]["accuracy"],
+        "tflite_int8_gzip_bytes": report["int8"]["gzip_bytes"],
+        "tflite_pruned_int8_accuracy": report["pruned_int8"]["accuracy"],
+        "tflite_pruned_int8_gzip_bytes": report["pruned_int8"]["gzip_bytes"],
+        "tflite_pruned_int8_sparsity": report["pruned_int8"]["sparsity"],
+        "tflite_float32_gzip_bytes": report["float32"]["gzip_bytes"],
+        "latency_ms_p50": {k: v["latency_ms_p50"] for k, v in report.items()},
+        "student_params": student.count_params(),
+        "teacher_params": teacher.count_params(),
+        "epochs": epochs,
+        "quick": args.quick,
+        "minutes": (time.time() - start) / 60,
+        "config": {k: v for k, v in CONFIG.items()},
+    }
+    images = next(iter(test))[0][:4].numpy()
+    plot_accuracy_vs_size(rows, os.path.join(args.out_dir,
+                                             "accuracy_vs_size.png"))
+    plot_attention_maps(teacher, scratch, student, images,
+                        CONFIG["attention_pairs"],
+                        os.path.join(args.out_dir, "attention_maps.png"))
+    write_text_atomic(os.path.join(args.out_dir, "results.json"),
+                      json.dumps(results, indent=2, default=list) + "\n")
+    table = write_report(results, rows, args.out_dir)
+    print("\n" + table)
+    print(f"\nWrote {args.out_dir}/report.md, results.json, PNG plots and "
+          f".tflite files ({results['minutes']:.1f} min).")
+
+
+if __name__ == "__main__":
+    main()

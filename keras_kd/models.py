@@ -1,0 +1,90 @@
+"""Reference teacher and student architectures used by the examples.
+
+Small, channels-last Functional models whose intermediate outputs carry
+stable names (`stage1_out`, `stage2_out`, ...) for attention pairs.
+"""
+
+import keras
+
+
+def _conv_bn_relu(x, filters, name, strides=1):
+    x = keras.layers.Conv2D(filters, 3, strides=strides, padding="same",
+                            use_bias=False, name=f"{name}_conv")(x)
+    x = keras.layers.BatchNormalization(name=f"{name}_bn")(x)
+    return keras.layers.ReLU(name=f"{name}_relu")(x)
+
+
+def _residual_block(x, filters, name, strides=1):
+    shortcut = x
+    y = _conv_bn_relu(x, filters, f"{name}_a", strides)
+    y = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                            name=f"{name}_b_conv")(y)
+    y = keras.layers.BatchNormalization(name=f"{name}_b_bn")(y)
+    if strides != 1 or shortcut.shape[-1] != filters:
+        shortcut = keras.layers.Conv2D(filters, 1, strides=strides,
+                                       use_bias=False,
+                                       name=f"{name}_proj_conv")(shortcut)
+        shortcut = keras.layers.BatchNormalization(
+            name=f"{name}_proj_bn")(shortcut)
+    y = keras.layers.Add(name=f"{name}_add")([shortcut, y])
+    return keras.layers.ReLU(name=f"{name}_out")(y)
+
+
+def resnet_teacher(input_shape=(28, 28, 1), num_classes=10,
+                   widths=(32, 64, 128), blocks_per_stage=1, dropout=0.3,
+                   name="teacher"):
+    """A small ResNet (He et al., 2016) for 28×28 or 32×32 images.
+
+    A 3×3 stem at full resolution, then one stage per entry of `widths`;
+    stages after the first halve the resolution. Stage outputs are named
+    `stage{i}_out` (28×28, 14×14, 7×7 for Fashion-MNIST).
+
+    Example:
+
+    ```python
+    teacher = keras_kd.models.resnet_teacher()
+    ```
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = _conv_bn_relu(inputs, widths[0], "stem")
+    for stage, filters in enumerate(widths, start=1):
+        for block in range(blocks_per_stage):
+            strides = 2 if stage > 1 and block == 0 else 1
+            x = _residual_block(x, filters, f"stage{stage}_block{block}",
+                                strides)
+        x = keras.layers.Identity(name=f"stage{stage}_out")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def cnn_student(input_shape=(28, 28, 1), num_classes=10,
+                widths=(16, 32, 64), dense_units=0, dropout=0.2,
+                name="student"):
+    """A plain CNN student: one conv-BN-ReLU stage per width.
+
+    Stage `i` is followed by 2×2 max pooling except the first, so stage
+    outputs `stage{i}_out` have the teacher's resolutions (28, 14, 7) and
+    can be paired with `resnet_teacher` stages for attention transfer.
+
+    Example:
+
+    ```python
+    student = keras_kd.models.cnn_student()
+    ```
+    """
+    inputs = keras.Input(input_shape, name="image")
+    x = inputs
+    for stage, filters in enumerate(widths, start=1):
+        if stage > 1:
+            x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+        x = _conv_bn_relu(x, filters, f"stage{stage}")
+        x = keras.layers.Identity(name=f"stage{stage}_out")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    if dense_units:
+        x = keras.layers.Dense(dense_units, activation="relu",
+                               name="hidden")(x)
+    x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
