@@ -9,7 +9,7 @@ FASHION_MNIST := /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test,compress,examples]"
+	$(PY) -m pip install -q -e ".[test,compress,examples,data]"
 	touch $@
 
 install: $(VENV)/.installed

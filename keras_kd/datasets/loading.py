@@ -100,12 +100,15 @@ def _load_tfds(name, data_dir, download):
         raise ImportError(
             "TFDS is not installed: pip install 'keras_kd[data]'"
         ) from e
-    train, test = tfds.as_numpy(
-        tfds.load(name, split=["train", "test"], batch_size=-1,
-                  as_supervised=True, data_dir=data_dir, download=download)
-    )
-    return (train[0], train[1].astype("int64")), (
-        test[0], test[1].astype("int64"))
+    splits = tfds.load(name, split=["train", "test"], as_supervised=True,
+                       data_dir=data_dir, download=download)
+    return tuple(_to_arrays(tfds, split) for split in splits)
+
+
+def _to_arrays(tfds, dataset):
+    # Batched reading; `batch_size=-1` in tfds.load aborts on mock data.
+    xs, ys = zip(*tfds.as_numpy(dataset.batch(4096)))
+    return np.concatenate(xs), np.concatenate(ys).astype("int64")
 
 
 def load(name, *, batch_size=128, validation_split=0.1, augment=False,

@@ -1,0 +1,114 @@
+"""The example scripts run end to end on small fixtures (no network)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from test_datasets import write_idx
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def run_example(script, *args, timeout=600):
+    env = dict(os.environ, KERAS_BACKEND="tensorflow",
+               TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    return subprocess.run(
+        [sys.executable, os.path.join(ROOT, "examples", script), *args],
+        env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def fashion_fixture(tmp_path_factory):
+    """A learnable 10-class stand-in for Fashion-MNIST, as IDX files."""
+    folder = tmp_path_factory.mktemp("fashion")
+    rng = np.random.default_rng(0)
+    for prefix, n in (("train", 640), ("t10k", 256)):
+        labels = rng.integers(0, 10, n)
+        images = rng.integers(0, 60, (n, 28, 28))
+        for i, label in enumerate(labels):  # a bright bar whose row = label
+            images[i, 2 + 2 * label: 4 + 2 * label, 4:24] = 255
+        write_idx(folder / f"{prefix}-images-idx3-ubyte.gz", images)
+        write_idx(folder / f"{prefix}-labels-idx1-ubyte.gz", labels)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def tiny_teacher(tmp_path_factory, fashion_fixture):
+    path = tmp_path_factory.mktemp("teacher") / "teacher.keras"
+    result = run_example("train_teacher.py", "--quick", "--output",
+                         str(path), "--data-dir", str(fashion_fixture))
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["quick"] and 0.0 <= record["test_accuracy"] <= 1.0
+    return path
+
+
+@pytest.mark.slow
+def test_main_job_quick_writes_every_artifact(tmp_path, fashion_fixture,
+                                              tiny_teacher):
+    out_dir = tmp_path / "out"
+    result = run_example("fashion_mnist_distill.py", "--quick",
+                         "--teacher", str(tiny_teacher), "--out-dir",
+                         str(out_dir), "--data-dir", str(fashion_fixture))
+    assert result.returncode == 0, result.stderr[-3000:]
+    files = set(os.listdir(out_dir))
+    assert {"results.json", "report.md", "accuracy_vs_size.png",
+            "attention_maps.png", "student_int8.tflite",
+            "student_pruned_int8.tflite", "compression.json"} <= files
+    results = json.loads((out_dir / "results.json").read_text())
+    for key in ("teacher_accuracy", "student_scratch_accuracy",
+                "student_distilled_accuracy", "tflite_int8_accuracy",
+                "tflite_int8_gzip_bytes", "student_params"):
+        assert key in results, key
+    assert results["tflite_pruned_int8_sparsity"] > 0.5
+    for png in ("accuracy_vs_size.png", "attention_maps.png"):
+        assert (out_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| model | test accuracy |" in result.stdout
+    assert "| model | test accuracy |" in (out_dir / "report.md").read_text()
+
+
+def test_main_job_without_teacher_says_how_to_make_one(tmp_path):
+    result = run_example("fashion_mnist_distill.py", "--quick", "--teacher",
+                         str(tmp_path / "missing.keras"), "--out-dir",
+                         str(tmp_path / "out"))
+    assert result.returncode != 0
+    assert "examples/train_teacher.py" in result.stderr
+    assert not os.path.exists(tmp_path / "out" / "report.md")
+
+
+def test_main_job_refuses_an_unwritable_output_folder(tmp_path,
+                                                      tiny_teacher):
+    if os.geteuid() == 0:
+        blocker = tmp_path / "file"  # root can write anywhere: use a file
+        blocker.write_text("")
+        out_dir = blocker / "out"
+    else:
+        out_dir = tmp_path / "ro"
+        out_dir.mkdir(mode=0o500)
+    result = run_example("fashion_mnist_distill.py", "--quick", "--teacher",
+                         str(tiny_teacher), "--out-dir", str(out_dir))
+    assert result.returncode != 0
+    assert str(out_dir) in result.stderr
+
+
+@pytest.mark.slow
+def test_cifar10_smoke_on_mock_data(tmp_path):
+    result = run_example("cifar10_resnet_distill.py", "--smoke",
+                         "--out-dir", str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["smoke"] is True
+    assert results["student_distilled_params"] == results[
+        "student_scratch_params"] < results["teacher_params"]
+
+
+@pytest.mark.parametrize("script", ["quickstart.py", "train_teacher.py",
+                                    "fashion_mnist_distill.py",
+                                    "cifar10_resnet_distill.py"])
+def test_help(script):
+    result = run_example(script, "--help", timeout=120)
+    assert result.returncode == 0 and "usage" in result.stdout
