@@ -28,7 +28,14 @@ if keras.backend.backend() != "tensorflow":  # e.g. set in ~/.keras/keras.json
 from keras_kd import datasets  # noqa: E402
 from keras_kd import losses  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
+from keras_kd.precompute import precompute_teacher  # noqa: E402
 
 __version__ = "0.1.0"
 
-__all__ = ["Distiller", "datasets", "losses", "__version__"]
+__all__ = [
+    "Distiller",
+    "datasets",
+    "losses",
+    "precompute_teacher",
+    "__version__",
+]

@@ -8,6 +8,9 @@ from keras_kd.layer_taps import tap_model
 from keras_kd.losses.attention_transfer import AttentionTransfer
 from keras_kd.losses.soft_target_kd import SoftTargetKD
 from keras_kd.losses.soft_target_kd import soft_target_kd
+from keras_kd.precompute import LABELS
+from keras_kd.precompute import TEACHER_LOGITS
+from keras_kd.precompute import TEACHER_MAPS
 from keras_kd.utils.validation import check_non_negative
 from keras_kd.utils.validation import check_positive
 from keras_kd.utils.validation import check_unit_interval
@@ -18,7 +21,8 @@ class Distiller(keras.Model):
     """Distils a frozen teacher into a student in one pass per step.
 
     Each training step runs the teacher once (inference mode) and the student
-    once (training mode). That single student pass yields the logits *and*
+    once (training mode); with data from `keras_kd.precompute_teacher` it
+    does not run the teacher at all. That single student pass yields the logits *and*
     every tapped intermediate layer, so BatchNorm statistics update once,
     dropout draws one mask for all loss terms, and the step costs about one
     teacher inference plus one ordinary student step. The loss is
@@ -315,10 +319,25 @@ class Distiller(keras.Model):
             "attention_loss": attention_loss,
         }
 
+    def _targets_and_teacher_outputs(self, x, y):
+        """Labels and `[teacher_logits, *maps]`, precomputed or live."""
+        if isinstance(y, dict) and TEACHER_LOGITS in y:
+            maps = list(y.get(TEACHER_MAPS, ()))
+            if len(maps) != len(self.attention_pairs):
+                raise ValueError(
+                    f"The precomputed teacher outputs carry {len(maps)} "
+                    f"attention maps, but the Distiller has "
+                    f"{len(self.attention_pairs)} attention pairs. Pass "
+                    "`attention_layers=[teacher layer of each pair]` to "
+                    "`keras_kd.precompute_teacher`."
+                )
+            return y[LABELS], [y[TEACHER_LOGITS], *maps]
+        return y, _as_list(self._teacher_taps(x, training=False))
+
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled()
-        teacher_outputs = _as_list(self._teacher_taps(x, training=False))
+        y, teacher_outputs = self._targets_and_teacher_outputs(x, y)
         with tf.GradientTape() as tape:
             student_outputs = _as_list(self._student_taps(x, training=True))
             losses = self._compute_losses(
@@ -335,7 +354,7 @@ class Distiller(keras.Model):
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled()
-        teacher_outputs = _as_list(self._teacher_taps(x, training=False))
+        y, teacher_outputs = self._targets_and_teacher_outputs(x, y)
         student_outputs = _as_list(self._student_taps(x, training=False))
         losses = self._compute_losses(
             y, teacher_outputs, student_outputs, sample_weight

@@ -1,0 +1,106 @@
+"""Offline distillation: run the teacher once, train many epochs without it."""
+
+import numpy as np
+import tensorflow as tf
+from keras import ops
+
+from keras_kd.layer_taps import tap_model
+from keras_kd.losses.attention_transfer import attention_map
+from keras_kd.utils.validation import check_positive
+
+TEACHER_LOGITS = "teacher_logits"
+TEACHER_MAPS = "teacher_maps"
+LABELS = "y"
+
+
+def precompute_teacher(teacher, dataset, batch_size=256,
+                       attention_layers=None, p=2.0, verbose=1):
+    """Runs `teacher` once over `dataset` and returns it with the outputs.
+
+    `Distiller.fit` on the returned dataset (after `.shuffle().batch()`)
+    never calls the teacher, so an epoch costs about one student epoch, and
+    the losses equal those of a live teacher. This suits pipelines *without
+    random augmentation*: the teacher saw each example exactly once, as it is
+    here.
+
+    With `attention_layers` (teacher layer paths, in the order of the
+    Distiller's `attention_pairs`), the small per-pair attention maps are
+    stored instead of the full activations: `(mean_c |A|^p)^(1/p)` with one
+    channel, from which `AttentionTransfer(p=p)` recovers exactly the map
+    of the full activation.
+
+    Args:
+        teacher: a Keras model that outputs logits.
+        dataset: an *unbatched* `tf.data.Dataset` of `(x, y)` that yields the
+            same order every time it is iterated (no shuffling before this
+            call: shuffle the returned dataset instead).
+        batch_size: batch size of the teacher's pass.
+        attention_layers: optional teacher layer paths to store maps of.
+        p: the attention exponent (that of the attention loss).
+        verbose: show a progress bar.
+
+    Returns:
+        An unbatched dataset of `(x, {"y": y, "teacher_logits": t,
+        "teacher_maps": (m_1, ...)})` (`teacher_maps` only with
+        `attention_layers`).
+
+    Example:
+
+    ```python
+    train = keras_kd.precompute_teacher(teacher, unbatched_train,
+                                        attention_layers=["stage2_out"])
+    distiller.fit(train.shuffle(10000).batch(128), epochs=10)
+    ```
+    """
+    if not isinstance(dataset, tf.data.Dataset):
+        raise TypeError(
+            "Argument `dataset` must be an unbatched tf.data.Dataset of "
+            f"(x, y). Received: dataset of type {type(dataset).__name__}")
+    if not (isinstance(dataset.element_spec, tuple)
+            and len(dataset.element_spec) == 2):
+        raise ValueError(
+            "Argument `dataset` must yield (x, y) pairs. Received: dataset "
+            f"with element_spec={dataset.element_spec}")
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (
+            batch_size < 1):
+        raise ValueError("Argument `batch_size` must be a positive integer. "
+                         f"Received: batch_size={batch_size!r}")
+    p = check_positive("p", p)
+    layers = list(attention_layers or [])
+    model = tap_model(teacher, layers, "teacher") if layers else teacher
+
+    @tf.function
+    def forward(x):
+        outputs = model(x, training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        maps = [
+            ops.expand_dims(ops.power(attention_map(f, p), 1.0 / p), -1)
+            for f in outputs[1:]
+        ]
+        return [ops.cast(outputs[0], "float32")] + maps
+
+    from keras.utils import Progbar
+
+    cardinality = int(dataset.cardinality())
+    steps = (None if cardinality < 0
+             else -(-cardinality // batch_size))
+    progbar = Progbar(steps, verbose=verbose, unit_name="batch")
+    collected = None
+    for step, (x, _) in enumerate(dataset.batch(batch_size)):
+        outputs = [np.asarray(o) for o in forward(x)]
+        if collected is None:
+            collected = [[] for _ in outputs]
+        for bucket, output in zip(collected, outputs):
+            bucket.append(output)
+        progbar.update(step + 1)
+    if collected is None:
+        raise ValueError("Argument `dataset` is empty.")
+    logits, *maps = [np.concatenate(bucket) for bucket in collected]
+    if not np.all(np.isfinite(logits)):
+        raise ValueError("The teacher produced non-finite logits.")
+    extras = {TEACHER_LOGITS: logits}
+    if maps:
+        extras[TEACHER_MAPS] = tuple(maps)
+    outputs = tf.data.Dataset.from_tensor_slices(extras)
+    return tf.data.Dataset.zip((dataset, outputs)).map(
+        lambda pair, extra: (pair[0], {LABELS: pair[1], **extra}))
