@@ -28,7 +28,7 @@ $(FASHION_MNIST):
 	fi
 
 demo: $(VENV)/.installed $(FASHION_MNIST)
-	$(PY) examples/quickstart.py
+	$(PY) examples/fashion_mnist_distill.py
 
 benchmark: $(VENV)/.installed
 	$(PY) benchmarks/step_time.py
