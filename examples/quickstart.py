@@ -12,8 +12,8 @@ Description: Soft targets + hard labels + attention transfer in one
    and attention transfer between two pairs of conv layers.
 4. Print the test accuracy of all three.
 
-The data are read offline from Debian's `dataset-fashion-mnist` package
-(`apt-get install dataset-fashion-mnist`), or from `--data-dir`.
+The data come from `keras_kd.datasets.load`: offline from Debian's
+`dataset-fashion-mnist` package, from `--data-dir`, or from TFDS.
 
 Run `python examples/quickstart.py --help` for options; `--quick` trains on
 a subset for a smoke run.
@@ -29,13 +29,12 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd.datasets.idx import read_idx  # noqa: E402
+from keras_kd.models import cnn_student  # noqa: E402
 
 """
 ## Configuration
 """
 
-DEFAULT_DATA_DIR = "/usr/share/datasets/fashion-mnist"
 CONFIG = {
     "teacher_epochs": 3,
     "student_epochs": 3,
@@ -44,48 +43,24 @@ CONFIG = {
     "alpha": 0.1,
     "attention_weight": 500.0,
     # (teacher layer, student layer): 28x28 and 14x14 maps.
-    "attention_pairs": [("block1_out", "block1_out"),
-                        ("block2_out", "block2_out")],
+    "attention_pairs": [("stage1_out", "stage1_out"),
+                        ("stage2_out", "stage2_out")],
 }
-
-"""
-## Data
-"""
-
-
-def load_fashion_mnist(data_dir):
-    def arrays(prefix):
-        x = read_idx(os.path.join(data_dir, f"{prefix}-images-idx3-ubyte.gz"))
-        y = read_idx(os.path.join(data_dir, f"{prefix}-labels-idx1-ubyte.gz"))
-        return (x[..., None].astype("float32") / 255.0), y.astype("int32")
-
-    return arrays("train"), arrays("t10k")
-
 
 """
 ## Models
 
-Both are plain Functional CNNs that output logits; layer names are what the
-attention pairs refer to.
+Both are plain Functional CNNs from `keras_kd.models` that output logits;
+their `stage{i}_out` layer names are what the attention pairs refer to.
 """
 
 
 def make_cnn(width, name):
-    inputs = keras.Input((28, 28, 1))
-    x = inputs
-    for i, filters in enumerate((width, 2 * width), start=1):
-        x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
-                                name=f"block{i}_conv")(x)
-        x = keras.layers.BatchNormalization(name=f"block{i}_bn")(x)
-        x = keras.layers.ReLU(name=f"block{i}_out")(x)
-        x = keras.layers.MaxPooling2D(name=f"block{i}_pool")(x)
-    x = keras.layers.Flatten()(x)
-    x = keras.layers.Dropout(0.3)(x)
-    outputs = keras.layers.Dense(10, name="logits")(x)
-    return keras.Model(inputs, outputs, name=name)
+    return cnn_student(widths=(width, 2 * width), name=name)
 
 
-def accuracy(model, x, y):
+def accuracy(model, dataset):
+    x, y = keras_kd.datasets.as_numpy(dataset)
     logits = model.predict(x, batch_size=512, verbose=0)
     return float(np.mean(np.argmax(logits, -1) == y))
 
@@ -98,18 +73,18 @@ def accuracy(model, x, y):
 def main():
     parser = argparse.ArgumentParser(
         description="Distil a CNN on Fashion-MNIST with keras_kd.")
-    parser.add_argument("--data-dir", default=DEFAULT_DATA_DIR)
+    parser.add_argument("--data-dir", default=None)
     parser.add_argument("--quick", action="store_true",
                         help="2,000 training images and 1 epoch each")
     args = parser.parse_args()
 
-    (x_train, y_train), (x_test, y_test) = load_fashion_mnist(args.data_dir)
+    train, _, test = keras_kd.datasets.load(
+        "fashion_mnist", batch_size=CONFIG["batch_size"], validation_split=0,
+        data_dir=args.data_dir)
     epochs = dict(teacher=CONFIG["teacher_epochs"],
                   student=CONFIG["student_epochs"])
     if args.quick:
-        x_train, y_train = x_train[:2000], y_train[:2000]
-        epochs = dict(teacher=1, student=1)
-    batch_size = CONFIG["batch_size"]
+        train, epochs = train.take(16), dict(teacher=1, student=1)
     keras.utils.set_random_seed(0)
 
     print("\n== Teacher ==")
@@ -118,8 +93,7 @@ def main():
         optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"])
-    teacher.fit(x_train, y_train, epochs=epochs["teacher"],
-                batch_size=batch_size, verbose=2)
+    teacher.fit(train, epochs=epochs["teacher"], verbose=2)
 
     student_init = make_cnn(8, "student").get_weights()
 
@@ -130,8 +104,7 @@ def main():
         optimizer="adam",
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         metrics=["accuracy"])
-    scratch.fit(x_train, y_train, epochs=epochs["student"],
-                batch_size=batch_size, verbose=2)
+    scratch.fit(train, epochs=epochs["student"], verbose=2)
 
     print("\n== Student distilled with keras_kd ==")
     student = make_cnn(8, "student")
@@ -142,15 +115,14 @@ def main():
                       alpha=CONFIG["alpha"],
                       temperature=CONFIG["temperature"],
                       attention_weight=CONFIG["attention_weight"])
-    distiller.fit(x_train, y_train, epochs=epochs["student"],
-                  batch_size=batch_size, verbose=2)
+    distiller.fit(train, epochs=epochs["student"], verbose=2)
 
     rows = [
-        ("teacher", teacher.count_params(), accuracy(teacher, x_test, y_test)),
+        ("teacher", teacher.count_params(), accuracy(teacher, test)),
         ("student, scratch", scratch.count_params(),
-         accuracy(scratch, x_test, y_test)),
+         accuracy(scratch, test)),
         ("student, distilled", distiller.student.count_params(),
-         accuracy(distiller.student, x_test, y_test)),
+         accuracy(distiller.student, test)),
     ]
     print("\n| model | parameters | test accuracy |")
     print("|---|---:|---:|")

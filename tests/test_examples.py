@@ -112,3 +112,11 @@ def test_cifar10_smoke_on_mock_data(tmp_path):
 def test_help(script):
     result = run_example(script, "--help", timeout=120)
     assert result.returncode == 0 and "usage" in result.stdout
+
+
+@pytest.mark.slow
+def test_quickstart_quick(fashion_fixture):
+    result = run_example("quickstart.py", "--quick", "--data-dir",
+                         str(fashion_fixture))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "| student, distilled |" in result.stdout
