@@ -27,7 +27,7 @@ def make_classifier(name="student"):
     x = keras.layers.SeparableConv2D(16, 3, padding="same",
                                      activation="relu")(x)
     x = keras.layers.Flatten()(x)
-    x = keras.layers.Dense(32, activation="relu")(x)
+    x = keras.layers.Dense(32, activation="relu", name="hidden")(x)
     return keras.Model(inputs, keras.layers.Dense(4)(x), name=name)
 
 
@@ -64,7 +64,7 @@ def test_prune_reaches_target_sparsity_and_keeps_the_architecture(trained):
 def test_m_by_n_structured_sparsity(trained):
     model, train, _, _ = trained
     pruned = prune(model, train, m_by_n=(2, 4), epochs=1, verbose=0)
-    dense = pruned.get_layer("dense").get_weights()[0]
+    dense = pruned.get_layer("hidden").get_weights()[0]
     # Each group of 4 consecutive input weights keeps at most 2.
     groups = (dense != 0).reshape(-1, 4, dense.shape[1]).sum(axis=1)
     assert groups.max() <= 2

@@ -131,23 +131,33 @@ def _layers_by_id(model, found=None):
     return found
 
 
+def _leaf_operations(graph):
+    """Every operation of `graph`, nested models expanded, inputs skipped."""
+    for operation in graph.operations:
+        inner = (functional_graph(operation)
+                 if isinstance(operation, keras.Model) else None)
+        if inner is not None:
+            yield from _leaf_operations(inner)
+        elif not isinstance(operation, keras.layers.InputLayer):
+            yield operation
+
+
 def _check_supported(model, graph):
+    """Names every operation without a tf_keras twin, all at once."""
     tfk = tf_keras()
     problems = []
-
-    def visit(operation, args, kwargs):
+    for operation in _leaf_operations(graph):
         name = type(operation).__name__
-        if not hasattr(tfk.layers, name) or not hasattr(operation, "get_config"):
+        if isinstance(operation, keras.layers.Identity):
+            continue
+        if not hasattr(tfk.layers, name) or not hasattr(operation,
+                                                        "get_config"):
             problems.append(f"{operation.name} ({name})")
-        else:
-            try:
-                _translate_config(operation)
-            except ValueError as e:
-                problems.append(f"{operation.name} ({name}: {e})")
-        return operation(*args, **kwargs)
-
-    inputs = [x for x in graph.inputs]
-    replay(graph, inputs if len(inputs) > 1 else inputs[0], visit)
+            continue
+        try:
+            _translate_config(operation)
+        except ValueError as e:
+            problems.append(f"{operation.name} ({name}: {e})")
     if problems:
         raise ValueError(
             f"Model '{model.name}' has layers without a tf_keras twin, so "
