@@ -61,6 +61,15 @@ def main():
     parser.add_argument("--epochs", type=int, default=CONFIG["epochs"])
     parser.add_argument("--output", default=OUTPUT)
     parser.add_argument("--data-dir", default=None)
+    parser.add_argument("--learning-rate", type=float,
+                        default=CONFIG["learning_rate"])
+    parser.add_argument("--resume", default=None,
+                        help="start from the weights of this .keras teacher "
+                             "(a second cosine cycle) instead of from "
+                             "scratch")
+    parser.add_argument("--checkpoint", default=None,
+                        help="where to keep the best epoch's weights "
+                             "(.weights.h5); a temporary file by default")
     parser.add_argument("--quick", action="store_true",
                         help="one epoch on 20 batches: a smoke run")
     args = parser.parse_args()
@@ -78,8 +87,16 @@ def main():
 
     keras.utils.set_random_seed(0)
     teacher = build_teacher()
+    history = []
+    if args.resume:
+        teacher.load_weights(args.resume)
+        with open(os.path.splitext(args.resume)[0] + ".json") as f:
+            previous = json.load(f)
+        history = previous.get("resumed_from", []) + [
+            {k: previous[k] for k in ("epochs", "test_accuracy")}
+            | {"learning_rate": previous["config"]["learning_rate"]}]
     schedule = keras.optimizers.schedules.CosineDecay(
-        CONFIG["learning_rate"], decay_steps=steps)
+        args.learning_rate, decay_steps=steps)
     teacher.compile(
         optimizer=keras.optimizers.AdamW(schedule,
                                          weight_decay=CONFIG["weight_decay"]),
@@ -87,7 +104,7 @@ def main():
         metrics=["accuracy"])
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
-        best = os.path.join(tmp, "best.weights.h5")
+        best = args.checkpoint or os.path.join(tmp, "best.weights.h5")
         teacher.fit(train, validation_data=val, epochs=epochs, verbose=2,
                     callbacks=[keras.callbacks.ModelCheckpoint(
                         best, monitor="val_accuracy", save_best_only=True,
@@ -109,7 +126,9 @@ def main():
         "train_minutes": round(minutes, 1),
         "quick": args.quick,
         "config": {k: list(v) if isinstance(v, tuple) else v
-                   for k, v in CONFIG.items()},
+                   for k, v in CONFIG.items()}
+        | {"learning_rate": args.learning_rate},
+        "resumed_from": history,
         "made_by": "examples/train_teacher.py",
     }
     write_text_atomic(os.path.splitext(args.output)[0] + ".json",

@@ -1,6 +1,7 @@
 """Epoch schedules for the Distiller's temperature and loss weights.
 
-The Distiller keeps `temperature`, `alpha` and `attention_weight` in
+The Distiller keeps `temperature`, `alpha`, `attention_weight` and
+`hint_weight` in
 non-trainable variables, so assigning them between epochs takes effect in
 compiled (`jit_compile=True`) steps without retracing.
 """
@@ -41,6 +42,12 @@ class _VariableScheduler(keras.callbacks.Callback):
             if name == "temperature" and not value > 0:
                 raise ValueError(f"The schedule gave temperature={value} at "
                                  f"epoch {epoch}; it must be > 0.")
+            if name == "alpha" and not 0 <= value <= 1:
+                raise ValueError(f"The schedule gave alpha={value} at epoch "
+                                 f"{epoch}; it must be in [0, 1].")
+            if name.endswith("_weight") and not value >= 0:
+                raise ValueError(f"The schedule gave {name}={value} at epoch "
+                                 f"{epoch}; it must be >= 0.")
             variable.assign(value)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -69,11 +76,12 @@ class TemperatureScheduler(_VariableScheduler):
 
 
 class LossWeightScheduler(_VariableScheduler):
-    """Sets `alpha` and/or `attention_weight` from per-epoch functions.
+    """Sets `alpha`, `attention_weight`, `hint_weight` from epoch functions.
 
     Args:
         alpha: optional function `epoch -> alpha in [0, 1]`.
         attention_weight: optional function `epoch -> weight >= 0`.
+        hint_weight: optional function `epoch -> weight >= 0`.
 
     Example:
 
@@ -83,11 +91,13 @@ class LossWeightScheduler(_VariableScheduler):
     ```
     """
 
-    def __init__(self, alpha=None, attention_weight=None):
+    def __init__(self, alpha=None, attention_weight=None, hint_weight=None):
         schedules = {name: fn for name, fn in (
-            ("alpha", alpha), ("attention_weight", attention_weight))
+            ("alpha", alpha), ("attention_weight", attention_weight),
+            ("hint_weight", hint_weight))
             if fn is not None}
         if not schedules:
             raise ValueError("LossWeightScheduler needs at least one of "
-                             "`alpha` or `attention_weight`. Received none.")
+                             "`alpha`, `attention_weight` or `hint_weight`. "
+                             "Received none.")
         super().__init__(schedules)

@@ -1,14 +1,26 @@
 """The single-pass `Distiller`: soft targets + hard labels + attention maps."""
 
+import math
+
 import keras
 import tensorflow as tf
 from keras import ops
+from keras.src.backend import set_keras_mask
 
+from keras_kd.losses.hint_mse import HintMSE
+from keras_kd.hints import check_hint_shapes
+from keras_kd.hints import make_connector
+from keras_kd.hints import match_feature_size
+from keras_kd.layer_pairs import pairs_to_config
+from keras_kd.layer_pairs import parse_pairs
 from keras_kd.layer_taps import tap_model
+from keras_kd.losses.attention_map_kd import AttentionMapKD
+from keras_kd.losses.attention_map_kd import check_same_lengths
 from keras_kd.losses.attention_transfer import AttentionTransfer
 from keras_kd.losses.soft_target_kd import SoftTargetKD
 from keras_kd.losses.soft_target_kd import soft_target_kd
 from keras_kd.precompute import LABELS
+from keras_kd.precompute import TEACHER_HINTS
 from keras_kd.precompute import TEACHER_LOGITS
 from keras_kd.precompute import TEACHER_MAPS
 from keras_kd.utils.validation import check_non_negative
@@ -77,29 +89,56 @@ class Distiller(keras.Model):
     ```
     """
 
-    def __init__(self, teacher, student, attention_pairs=None, name="distiller",
+    def __init__(self, teacher, student, attention_pairs=None,
+                 hint_pairs=None, teacher_weights=None, name="distiller",
                  **kwargs):
         super().__init__(name=name, **kwargs)
-        _check_models(teacher, student)
-        self.attention_pairs = _normalize_pairs(attention_pairs)
-        self.teacher = teacher
+        teachers = _as_teacher_list(teacher)
+        for each in teachers:
+            _check_models(each, student)
+        self.teacher_weights = _check_teacher_weights(teacher_weights,
+                                                      len(teachers))
+        self.attention_pairs = parse_pairs(attention_pairs, "attention_pairs",
+                                           len(teachers))
+        self.hint_pairs = parse_pairs(hint_pairs, "hint_pairs", len(teachers))
+        self.teachers = teachers
         self.student = student
-        teacher.trainable = False
-        _check_logits(teacher, "teacher")
+        for each in teachers:
+            each.trainable = False
+            _check_logits(each, "teacher")
         _check_logits(student, "student")
-        _check_num_classes(teacher, student)
+        for each in teachers:
+            _check_num_classes(each, student)
 
-        teacher_paths = [pair[0] for pair in self.attention_pairs]
-        student_paths = [pair[1] for pair in self.attention_pairs]
-        if self.attention_pairs:
-            teacher_taps = tap_model(teacher, teacher_paths, "teacher")
-            student_taps = tap_model(student, student_paths, "student")
-            _check_map_ranks(teacher_taps, teacher_paths, "teacher")
-            _check_map_ranks(student_taps, student_paths, "student")
-        else:
-            teacher_taps, student_taps = teacher, student
+        pairs = self.attention_pairs + self.hint_pairs
+        teacher_taps, self._teacher_slots = [], []
+        for index, each in enumerate(teachers):
+            paths = [p.teacher_layer for p in pairs if p.teacher_index == index]
+            teacher_taps.append(
+                tap_model(each, paths, "teacher") if paths else each
+            )
+        # Where each pair's teacher value sits in its teacher's tap outputs.
+        counters = [0] * len(teachers)
+        for pair in pairs:
+            counters[pair.teacher_index] += 1
+            self._teacher_slots.append(
+                (pair.teacher_index, counters[pair.teacher_index])
+            )
+        student_taps = (
+            tap_model(student, [p.student_layer for p in pairs], "student")
+            if pairs else student
+        )
+        self._attention_kinds = _check_attention_pairs(
+            self.attention_pairs, teacher_taps, self._teacher_slots,
+            student_taps
+        )
+        self.connectors = _make_connectors(
+            self.hint_pairs, teacher_taps,
+            self._teacher_slots[len(self.attention_pairs):], student_taps,
+            len(self.attention_pairs),
+        )
         # Kept out of Keras' tracking: they share every layer and weight with
-        # `teacher`/`student`, which are the tracked, saved objects.
+        # `teachers`/`student`, which are the tracked, saved objects.
         object.__setattr__(self, "_teacher_taps", teacher_taps)
         object.__setattr__(self, "_student_taps", student_taps)
 
@@ -108,6 +147,7 @@ class Distiller(keras.Model):
         self.temperature = self._scalar("temperature", 3.0)
         self.alpha = self._scalar("alpha", 0.1)
         self.attention_weight = self._scalar("attention_weight", 500.0)
+        self.hint_weight = self._scalar("hint_weight", 1.0)
 
         self._loss_tracker_total = keras.metrics.Mean(name="loss")
         self._student_loss_tracker = keras.metrics.Mean(name="student_loss")
@@ -117,11 +157,19 @@ class Distiller(keras.Model):
         self._attention_loss_tracker = keras.metrics.Mean(
             name="attention_loss"
         )
+        self._hint_loss_tracker = keras.metrics.Mean(name="hint_loss")
         self.student_loss_fn = None
         self.distillation_loss_fn = None
         self.attention_loss_fn = None
-        if teacher.built and student.built:
+        self.attention_map_loss_fn = None
+        self.hint_loss_fn = None
+        if all(each.built for each in teachers) and student.built:
             self.built = True
+
+    @property
+    def teacher(self):
+        """The first (with one teacher, the only) teacher."""
+        return self.teachers[0]
 
     def _scalar(self, name, value):
         return self.add_weight(
@@ -142,6 +190,9 @@ class Distiller(keras.Model):
         temperature=3.0,
         attention_weight=500.0,
         attention_loss_fn=None,
+        hint_weight=1.0,
+        hint_loss_fn=None,
+        attention_map_loss_fn=None,
         **kwargs,
     ):
         """Configures the Distiller for training.
@@ -166,8 +217,16 @@ class Distiller(keras.Model):
             attention_weight: `≥ 0`, multiplies the attention loss. The
                 default 500 is β/2 with the paper's β = 1000 for
                 `AttentionTransfer(mode="code")`.
-            attention_loss_fn: loss applied to each attention pair. Defaults
-                to `keras_kd.losses.AttentionTransfer(p=2, mode="code")`.
+            attention_loss_fn: loss applied to each attention pair of
+                feature maps. Defaults to
+                `keras_kd.losses.AttentionTransfer(p=2, mode="code")`.
+            hint_weight: `≥ 0`, multiplies the hint loss.
+            hint_loss_fn: loss between each teacher feature and the
+                connector's output on the student feature. Defaults to the
+                mean squared error over all positions and channels.
+            attention_map_loss_fn: loss applied to each attention pair of
+                `MultiHeadAttention` layers, given attention probabilities.
+                Defaults to `keras_kd.losses.AttentionMapKD(mode="kl")`.
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
                 `steps_per_execution`, ...). `loss` is not accepted: use
                 `student_loss_fn`.
@@ -183,6 +242,7 @@ class Distiller(keras.Model):
         attention_weight = check_non_negative(
             "attention_weight", attention_weight
         )
+        hint_weight = check_non_negative("hint_weight", hint_weight)
         if distillation_loss_fn is None:
             distillation_loss_fn = SoftTargetKD(temperature)
         elif isinstance(distillation_loss_fn, SoftTargetKD) and (
@@ -205,6 +265,12 @@ class Distiller(keras.Model):
         self.attention_loss_fn = _as_loss(
             attention_loss_fn or AttentionTransfer(), "attention_loss_fn"
         )
+        self.attention_map_loss_fn = _as_loss(
+            attention_map_loss_fn or AttentionMapKD(mode="kl"),
+            "attention_map_loss_fn",
+        )
+        self.hint_loss_fn = _as_loss(hint_loss_fn or HintMSE(),
+                                     "hint_loss_fn")
         # Our own loss takes logits; anything else gets probabilities.
         self._kd_from_logits = isinstance(
             self.distillation_loss_fn, SoftTargetKD
@@ -226,11 +292,15 @@ class Distiller(keras.Model):
             "temperature": temperature,
             "attention_weight": attention_weight,
             "attention_loss_fn": attention_loss_fn,
+            "hint_weight": hint_weight,
+            "hint_loss_fn": hint_loss_fn,
+            "attention_map_loss_fn": attention_map_loss_fn,
             **kwargs,
         }
         self.temperature.assign(temperature)
         self.alpha.assign(alpha)
         self.attention_weight.assign(attention_weight)
+        self.hint_weight.assign(hint_weight)
 
     def get_compile_config(self):
         if not self.compiled:
@@ -251,6 +321,8 @@ class Distiller(keras.Model):
         ]
         if self.attention_pairs:
             metrics.append(self._attention_loss_tracker)
+        if self.hint_pairs:
+            metrics.append(self._hint_loss_tracker)
         if getattr(self, "_compile_metrics", None) is not None:
             metrics.append(self._compile_metrics)
         return metrics
@@ -258,25 +330,30 @@ class Distiller(keras.Model):
     def call(self, inputs, training=None):
         return self.student(inputs, training=training)
 
-    def _compute_losses(self, y, teacher_outputs, student_outputs,
-                       sample_weight=None):
+    def _compute_losses(self, y, teacher, student, sample_weight=None):
         """All loss terms from one teacher and one student pass.
 
         Args:
             y: hard labels.
-            teacher_outputs: `[teacher_logits, *teacher_maps]`.
-            student_outputs: `[student_logits, *student_maps]`.
+            teacher: dict with `logits` (one tensor per teacher), `maps` (the
+                teacher value of each attention pair) and `hints` (of each
+                hint pair).
+            student: dict with `logits`, `maps`, `masks` (the query mask of
+                each attention pair of MultiHeadAttention layers, else
+                `None`) and `hints`.
             sample_weight: optional per-example weights.
 
         Returns:
-            Dict with `loss`, `student_loss`, `distillation_loss` and
-            `attention_loss` (zero without attention pairs), float32 scalars.
-            Like every Keras loss, each is divided by the number of replicas
-            under a `tf.distribute` strategy, so that summing gradients over
-            replicas averages them.
+            Dict with `loss`, `student_loss`, `distillation_loss`,
+            `attention_loss` and `hint_loss` (zero without such pairs),
+            float32 scalars. Like every Keras loss, each is divided by the
+            number of replicas under a `tf.distribute` strategy, so that
+            summing gradients over replicas averages them.
         """
-        teacher_logits = ops.cast(teacher_outputs[0], "float32")
-        student_logits = ops.cast(student_outputs[0], "float32")
+        student_logits = ops.cast(student["logits"], "float32")
+        temperature = ops.cast(self.temperature, "float32")
+        teacher_logits = self._soft_target_logits(teacher["logits"],
+                                                  temperature)
         if teacher_logits.shape[-1] != student_logits.shape[-1]:
             # Only reachable with subclassed models, checked at trace time.
             raise ValueError(
@@ -288,7 +365,6 @@ class Distiller(keras.Model):
         student_loss = self.student_loss_fn(
             y, student_logits, sample_weight=sample_weight
         )
-        temperature = ops.cast(self.temperature, "float32")
         if self._kd_from_logits:
             distillation_loss = self._logits_kd(
                 teacher_logits, student_logits, sample_weight=sample_weight
@@ -300,66 +376,153 @@ class Distiller(keras.Model):
                 sample_weight=sample_weight,
             ) * ops.square(temperature)
         attention_loss = ops.zeros((), "float32")
-        for (_, _, weight), teacher_map, student_map in zip(
-            self.attention_pairs, teacher_outputs[1:], student_outputs[1:]
+        for pair, kind, teacher_map, student_map, mask in zip(
+            self.attention_pairs, self._attention_kinds, teacher["maps"],
+            student["maps"], student["masks"]
         ):
-            attention_loss += weight * self.attention_loss_fn(
-                teacher_map, student_map, sample_weight=sample_weight
+            if kind == _PROBABILITIES:
+                student_map = ops.cast(student_map, "float32")
+                set_keras_mask(student_map, ops.cast(mask, "bool"))
+                value = self.attention_map_loss_fn(
+                    teacher_map, student_map, sample_weight=sample_weight
+                )
+            else:
+                value = self.attention_loss_fn(
+                    teacher_map, student_map, sample_weight=sample_weight
+                )
+            attention_loss += pair.weight * value
+        hint_loss = ops.zeros((), "float32")
+        for pair, connector, teacher_feature, student_feature in zip(
+            self.hint_pairs, self.connectors, teacher["hints"],
+            student["hints"]
+        ):
+            teacher_feature, projected = match_feature_size(
+                ops.cast(teacher_feature, "float32"),
+                connector(ops.cast(student_feature, "float32")),
+            )
+            hint_loss += pair.weight * self.hint_loss_fn(
+                teacher_feature, projected, sample_weight=sample_weight
             )
         alpha = ops.cast(self.alpha, "float32")
         loss = (
             alpha * student_loss
             + (1.0 - alpha) * distillation_loss
             + ops.cast(self.attention_weight, "float32") * attention_loss
+            + ops.cast(self.hint_weight, "float32") * hint_loss
         )
         return {
             "loss": loss,
             "student_loss": student_loss,
             "distillation_loss": distillation_loss,
             "attention_loss": attention_loss,
+            "hint_loss": hint_loss,
         }
 
-    def _targets_and_teacher_outputs(self, x, y):
-        """Labels and `[teacher_logits, *maps]`, precomputed or live."""
+    def _soft_target_logits(self, teacher_logits, temperature):
+        """Logits whose `softmax(·/T)` are the (averaged) soft targets.
+
+        One teacher: its logits. Several: `T · log Σ_i w_i softmax(t_i/T)`,
+        so the soft targets are the weighted average of the teachers'
+        temperature-softened distributions, computed in log space.
+        """
+        if len(teacher_logits) == 1:
+            return ops.cast(teacher_logits[0], "float32")
+        log_probs = [
+            ops.log_softmax(ops.cast(t, "float32") / temperature, axis=-1)
+            + _log_weight(w)
+            for t, w in zip(teacher_logits, self.teacher_weights)
+        ]
+        return temperature * ops.logsumexp(ops.stack(log_probs), axis=0)
+
+    def _teacher_values(self, x, y):
+        """Labels and the teacher side of the losses, precomputed or live."""
+        n_attention = len(self.attention_pairs)
         if isinstance(y, dict) and TEACHER_LOGITS in y:
-            maps = list(y.get(TEACHER_MAPS, ()))
-            if len(maps) != len(self.attention_pairs):
+            return y[LABELS], self._precomputed_values(y)
+        outputs = [_as_list(taps(x, training=False))
+                   for taps in self._teacher_taps]
+        values = [outputs[index][slot] for index, slot in self._teacher_slots]
+        return y, {
+            "logits": [each[0] for each in outputs],
+            "maps": values[:n_attention],
+            "hints": values[n_attention:],
+        }
+
+    def _precomputed_values(self, y):
+        maps = list(y.get(TEACHER_MAPS, ()))
+        hints = list(y.get(TEACHER_HINTS, ()))
+        for stored, pairs, what, argument in (
+            (maps, self.attention_pairs, "attention maps",
+             "attention_layers"),
+            (hints, self.hint_pairs, "hint features", "hint_layers"),
+        ):
+            if len(stored) != len(pairs):
                 raise ValueError(
-                    f"The precomputed teacher outputs carry {len(maps)} "
-                    f"attention maps, but the Distiller has "
-                    f"{len(self.attention_pairs)} attention pairs. Pass "
-                    "`attention_layers=[teacher layer of each pair]` to "
-                    "`keras_kd.precompute_teacher`."
+                    f"The precomputed teacher outputs carry {len(stored)} "
+                    f"{what}, but the Distiller has {len(pairs)} "
+                    f"{what.split()[0]} pairs. Pass `{argument}=[teacher "
+                    "layer of each pair]` to `keras_kd.precompute_teacher`."
                 )
-            return y[LABELS], [y[TEACHER_LOGITS], *maps]
-        return y, _as_list(self._teacher_taps(x, training=False))
+        logits = y[TEACHER_LOGITS]
+        teachers = len(self.teachers)
+        if teachers == 1 and len(logits.shape) == 2:
+            logits = [logits]
+        elif len(logits.shape) == 3 and logits.shape[1] == teachers:
+            logits = [logits[:, i] for i in range(teachers)]
+        else:
+            raise ValueError(
+                f"The precomputed teacher logits have shape "
+                f"{tuple(logits.shape)}, but the Distiller has {teachers} "
+                "teacher(s). Precompute with the same list of teachers."
+            )
+        return {"logits": logits, "maps": maps, "hints": hints}
+
+    def _student_values(self, x, training):
+        outputs = _as_list(self._student_taps(x, training=training))
+        n_attention, n_hint = len(self.attention_pairs), len(self.hint_pairs)
+        values = outputs[1:1 + n_attention + n_hint]
+        masks = outputs[1 + n_attention + n_hint:]
+        probability_paths = list(
+            getattr(self._student_taps, "attention_probability_paths", [])
+        )
+        pair_masks = []
+        for pair, kind in zip(self.attention_pairs, self._attention_kinds):
+            pair_masks.append(
+                masks[probability_paths.index(pair.student_layer)]
+                if kind == _PROBABILITIES else None
+            )
+        return {
+            "logits": outputs[0],
+            "maps": values[:n_attention],
+            "hints": values[n_attention:],
+            "masks": pair_masks,
+        }
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled()
-        y, teacher_outputs = self._targets_and_teacher_outputs(x, y)
+        y, teacher = self._teacher_values(x, y)
         with tf.GradientTape() as tape:
-            student_outputs = _as_list(self._student_taps(x, training=True))
-            losses = self._compute_losses(
-                y, teacher_outputs, student_outputs, sample_weight
-            )
+            student = self._student_values(x, training=True)
+            losses = self._compute_losses(y, teacher, student, sample_weight)
             scaled_loss = self.optimizer.scale_loss(losses["loss"])
         # Read after the forward pass: a subclassed student builds in it.
-        student_variables = self.student.trainable_variables
-        gradients = tape.gradient(scaled_loss, student_variables)
-        self.optimizer.apply_gradients(zip(gradients, student_variables))
-        return self._update_metrics(x, y, student_outputs[0], losses,
+        variables = self.student.trainable_variables + [
+            v for connector in self.connectors
+            for v in connector.trainable_variables
+        ]
+        gradients = tape.gradient(scaled_loss, variables)
+        self.optimizer.apply_gradients(zip(gradients, variables))
+        return self._update_metrics(x, y, student["logits"], losses,
                                     sample_weight)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled()
-        y, teacher_outputs = self._targets_and_teacher_outputs(x, y)
-        student_outputs = _as_list(self._student_taps(x, training=False))
-        losses = self._compute_losses(
-            y, teacher_outputs, student_outputs, sample_weight
-        )
-        return self._update_metrics(x, y, student_outputs[0], losses,
+        y, teacher = self._teacher_values(x, y)
+        student = self._student_values(x, training=False)
+        losses = self._compute_losses(y, teacher, student, sample_weight)
+        return self._update_metrics(x, y, student["logits"], losses,
                                     sample_weight)
 
     def _update_metrics(self, x, y, student_logits, losses, sample_weight):
@@ -371,6 +534,7 @@ class Distiller(keras.Model):
             (self._student_loss_tracker, "student_loss"),
             (self._distillation_loss_tracker, "distillation_loss"),
             (self._attention_loss_tracker, "attention_loss"),
+            (self._hint_loss_tracker, "hint_loss"),
         ):
             tracker.update_state(
                 losses[key] * replicas, sample_weight=batch_size
@@ -388,11 +552,16 @@ class Distiller(keras.Model):
 
     def get_config(self):
         config = super().get_config()
+        teachers = [keras.saving.serialize_keras_object(t)
+                    for t in self.teachers]
         config.update(
             {
-                "teacher": keras.saving.serialize_keras_object(self.teacher),
+                "teacher": teachers[0] if len(teachers) == 1 else teachers,
                 "student": keras.saving.serialize_keras_object(self.student),
-                "attention_pairs": [list(p) for p in self.attention_pairs],
+                "attention_pairs": pairs_to_config(self.attention_pairs),
+                "hint_pairs": pairs_to_config(self.hint_pairs),
+                "teacher_weights": (list(self.teacher_weights)
+                                    if len(teachers) > 1 else None),
             }
         )
         return config
@@ -400,16 +569,136 @@ class Distiller(keras.Model):
     @classmethod
     def from_config(cls, config):
         config = dict(config)
-        config["teacher"] = keras.saving.deserialize_keras_object(
-            config["teacher"]
+        teacher = config["teacher"]
+        config["teacher"] = (
+            [keras.saving.deserialize_keras_object(t) for t in teacher]
+            if isinstance(teacher, list)
+            else keras.saving.deserialize_keras_object(teacher)
         )
         config["student"] = keras.saving.deserialize_keras_object(
             config["student"]
         )
-        config["attention_pairs"] = [
-            tuple(p) for p in config.get("attention_pairs") or []
-        ]
+        for key in ("attention_pairs", "hint_pairs"):
+            config[key] = [tuple(p) for p in config.get(key) or []]
         return cls(**config)
+
+
+_PROBABILITIES = "probabilities"
+_FEATURES = "features"
+
+
+def _log_weight(weight):
+    return math.log(weight) if weight > 0 else -math.inf
+
+
+def _as_teacher_list(teacher):
+    teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [
+        teacher]
+    if not teachers:
+        raise ValueError(
+            "Argument `teacher` must be a keras.Model or a non-empty list of "
+            f"them. Received: teacher={teacher!r}"
+        )
+    if len({id(t) for t in teachers}) != len(teachers):
+        raise ValueError(
+            "Argument `teacher` lists the same model more than once. "
+            f"Received: {[t.name for t in teachers]}"
+        )
+    return teachers
+
+
+def _check_teacher_weights(weights, count):
+    if weights is None:
+        return [1.0 / count] * count
+    if not isinstance(weights, (list, tuple)) or len(weights) != count:
+        raise ValueError(
+            f"Argument `teacher_weights` must list one weight per teacher "
+            f"({count}). Received: teacher_weights={weights!r}"
+        )
+    weights = [check_non_negative("teacher_weights entry", w)
+               for w in weights]
+    total = sum(weights)
+    if total <= 0:
+        raise ValueError(
+            "Argument `teacher_weights` must have a positive sum. Received: "
+            f"teacher_weights={weights!r}"
+        )
+    return [w / total for w in weights]
+
+
+def _tap_shape(taps, slot):
+    return tuple(taps.outputs[slot].shape)
+
+
+def _is_probability_tap(taps, path):
+    return path in list(getattr(taps, "attention_probability_paths", []))
+
+
+def _check_attention_pairs(pairs, teacher_taps, teacher_slots, student_taps):
+    """The kind of each attention pair: attention probabilities or maps."""
+    kinds = []
+    for position, (pair, (index, slot)) in enumerate(
+        zip(pairs, teacher_slots)
+    ):
+        taps = teacher_taps[index]
+        teacher_probs = _is_probability_tap(taps, pair.teacher_layer)
+        student_probs = _is_probability_tap(student_taps, pair.student_layer)
+        teacher_shape = _tap_shape(taps, slot)
+        student_shape = _tap_shape(student_taps, 1 + position)
+        if teacher_probs != student_probs:
+            raise ValueError(
+                "An attention pair must name two MultiHeadAttention layers "
+                "or two layers with feature maps, not one of each. Received: "
+                f"teacher layer '{pair.teacher_layer}' "
+                f"({'MultiHeadAttention' if teacher_probs else 'feature map'})"
+                f" and student layer '{pair.student_layer}' "
+                f"({'MultiHeadAttention' if student_probs else 'feature map'})"
+            )
+        if teacher_probs:
+            for path, shape in ((pair.teacher_layer, teacher_shape),
+                                (pair.student_layer, student_shape)):
+                if len(shape) != 4:
+                    raise ValueError(
+                        "Attention-map distillation supports "
+                        "MultiHeadAttention over one sequence axis, with "
+                        "probabilities (batch, heads, query, key). Received: "
+                        f"layer '{path}' with probabilities of shape {shape}"
+                    )
+            check_same_lengths(
+                teacher_shape, student_shape,
+                where=f" (pair '{pair.teacher_layer}', "
+                      f"'{pair.student_layer}')",
+            )
+            kinds.append(_PROBABILITIES)
+            continue
+        for path, shape, argument in (
+            (pair.teacher_layer, teacher_shape, "teacher"),
+            (pair.student_layer, student_shape, "student"),
+        ):
+            if len(shape) not in (3, 4):
+                raise ValueError(
+                    "Attention pairs need layers whose output is a "
+                    "channels-last map of rank 4 (B, H, W, C) or rank 3 "
+                    f"(B, T, C). Received: {argument} layer '{path}' with "
+                    f"output shape {shape}"
+                )
+        kinds.append(_FEATURES)
+    return kinds
+
+
+def _make_connectors(pairs, teacher_taps, teacher_slots, student_taps,
+                     offset):
+    connectors = []
+    for position, (pair, (index, slot)) in enumerate(
+        zip(pairs, teacher_slots)
+    ):
+        teacher_shape = _tap_shape(teacher_taps[index], slot)
+        student_shape = _tap_shape(student_taps, 1 + offset + position)
+        check_hint_shapes(teacher_shape, student_shape, pair.teacher_layer,
+                          pair.student_layer)
+        connectors.append(make_connector(teacher_shape, student_shape,
+                                         name=f"hint_connector_{position}"))
+    return connectors
 
 
 def _as_list(outputs):
@@ -468,25 +757,6 @@ def _check_models(teacher, student):
             "Arguments `teacher` and `student` must be different model "
             f"objects. Received the same model '{teacher.name}' for both."
         )
-
-
-def _normalize_pairs(pairs):
-    normalized = []
-    for pair in pairs or []:
-        if (
-            not isinstance(pair, (list, tuple))
-            or len(pair) not in (2, 3)
-            or not all(isinstance(name, str) for name in pair[:2])
-        ):
-            raise ValueError(
-                "Each entry of `attention_pairs` must be (teacher_layer, "
-                "student_layer) or (teacher_layer, student_layer, weight). "
-                f"Received: attention_pairs entry {pair!r}"
-            )
-        weight = pair[2] if len(pair) == 3 else 1.0
-        weight = check_non_negative(f"weight of attention pair {pair!r}", weight)
-        normalized.append((pair[0], pair[1], weight))
-    return normalized
 
 
 def _output_layer(model):
@@ -548,17 +818,6 @@ def _check_num_classes(teacher, student):
             f"{teacher_classes} classes and student '{student.name}' with "
             f"{student_classes} classes"
         )
-
-
-def _check_map_ranks(taps, paths, argument):
-    for path, tensor in zip(paths, taps.outputs[1:]):
-        if len(tensor.shape) not in (3, 4):
-            raise ValueError(
-                f"Attention pairs need layers whose output is a channels-last "
-                f"map of rank 4 (B, H, W, C) or rank 3 (B, T, C). Received: "
-                f"{argument} layer '{path}' with output shape "
-                f"{tuple(tensor.shape)}"
-            )
 
 
 def _computes_in_float16(model):

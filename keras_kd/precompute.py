@@ -4,17 +4,20 @@ import numpy as np
 import tensorflow as tf
 from keras import ops
 
+from keras_kd.layer_pairs import split_teacher_path
 from keras_kd.layer_taps import tap_model
 from keras_kd.losses.attention_transfer import attention_map
 from keras_kd.utils.validation import check_positive
 
 TEACHER_LOGITS = "teacher_logits"
 TEACHER_MAPS = "teacher_maps"
+TEACHER_HINTS = "teacher_hints"
 LABELS = "y"
 
 
 def precompute_teacher(teacher, dataset, batch_size=256,
-                       attention_layers=None, p=2.0, verbose=1):
+                       attention_layers=None, hint_layers=None, p=2.0,
+                       verbose=1):
     """Runs `teacher` once over `dataset` and returns it with the outputs.
 
     `Distiller.fit` on the returned dataset (after `.shuffle().batch()`)
@@ -24,25 +27,31 @@ def precompute_teacher(teacher, dataset, batch_size=256,
     here.
 
     With `attention_layers` (teacher layer paths, in the order of the
-    Distiller's `attention_pairs`), the small per-pair attention maps are
-    stored instead of the full activations: `(mean_c |A|^p)^(1/p)` with one
-    channel, from which `AttentionTransfer(p=p)` recovers exactly the map
-    of the full activation.
+    Distiller's `attention_pairs`), small per-pair values are stored instead
+    of the full activations: for feature maps `(mean_c |A|^p)^(1/p)` with one
+    channel, from which `AttentionTransfer(p=p)` recovers exactly the map of
+    the full activation; for `MultiHeadAttention` layers their attention
+    probabilities `(heads, query, key)`. `hint_layers` (in the order of
+    `hint_pairs`) stores full teacher features, which can be large.
 
     Args:
-        teacher: a Keras model that outputs logits.
+        teacher: a Keras model that outputs logits, or a list of them for a
+            multi-teacher Distiller (then logits are stored as
+            `(teachers, classes)` per example, and layer paths may name a
+            teacher with an index prefix, `"1:stage2_out"`).
         dataset: an *unbatched* `tf.data.Dataset` of `(x, y)` that yields the
             same order every time it is iterated (no shuffling before this
             call: shuffle the returned dataset instead).
         batch_size: batch size of the teacher's pass.
         attention_layers: optional teacher layer paths to store maps of.
+        hint_layers: optional teacher layer paths to store features of.
         p: the attention exponent (that of the attention loss).
         verbose: show a progress bar.
 
     Returns:
         An unbatched dataset of `(x, {"y": y, "teacher_logits": t,
-        "teacher_maps": (m_1, ...)})` (`teacher_maps` only with
-        `attention_layers`).
+        "teacher_maps": (m_1, ...), "teacher_hints": (h_1, ...)})` (maps
+        and hints only when asked for).
 
     Example:
 
@@ -66,18 +75,38 @@ def precompute_teacher(teacher, dataset, batch_size=256,
         raise ValueError("Argument `batch_size` must be a positive integer. "
                          f"Received: batch_size={batch_size!r}")
     p = check_positive("p", p)
-    layers = list(attention_layers or [])
-    model = tap_model(teacher, layers, "teacher") if layers else teacher
+    teachers = list(teacher) if isinstance(teacher, (list, tuple)) else [
+        teacher]
+    attention = [split_teacher_path(path, len(teachers), "attention_layers")
+                 for path in attention_layers or []]
+    hints = [split_teacher_path(path, len(teachers), "hint_layers")
+             for path in hint_layers or []]
+    models, slots = [], []
+    for index, model in enumerate(teachers):
+        paths = [path for i, path in attention + hints if i == index]
+        models.append(tap_model(model, paths, "teacher") if paths else model)
+    counters = [0] * len(teachers)
+    for index, path in attention + hints:
+        counters[index] += 1
+        slots.append((index, counters[index], path))
+    compact = [
+        not _is_probability_tap(models[index], path)
+        for index, _, path in slots[:len(attention)]
+    ]
 
     @tf.function
     def forward(x):
-        outputs = model(x, training=False)
-        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
-        maps = [
-            ops.expand_dims(ops.power(attention_map(f, p), 1.0 / p), -1)
-            for f in outputs[1:]
-        ]
-        return [ops.cast(outputs[0], "float32")] + maps
+        outputs = [_as_list(model(x, training=False)) for model in models]
+        logits = [ops.cast(o[0], "float32") for o in outputs]
+        logits = logits[0] if len(logits) == 1 else ops.stack(logits, axis=1)
+        values = []
+        for position, (index, slot, _) in enumerate(slots):
+            value = ops.cast(outputs[index][slot], "float32")
+            if position < len(compact) and compact[position]:
+                value = ops.expand_dims(
+                    ops.power(attention_map(value, p), 1.0 / p), -1)
+            values.append(value)
+        return [logits] + values
 
     from keras.utils import Progbar
 
@@ -95,12 +124,22 @@ def precompute_teacher(teacher, dataset, batch_size=256,
         progbar.update(step + 1)
     if collected is None:
         raise ValueError("Argument `dataset` is empty.")
-    logits, *maps = [np.concatenate(bucket) for bucket in collected]
+    logits, *values = [np.concatenate(bucket) for bucket in collected]
     if not np.all(np.isfinite(logits)):
         raise ValueError("The teacher produced non-finite logits.")
     extras = {TEACHER_LOGITS: logits}
-    if maps:
-        extras[TEACHER_MAPS] = tuple(maps)
+    if attention:
+        extras[TEACHER_MAPS] = tuple(values[:len(attention)])
+    if hints:
+        extras[TEACHER_HINTS] = tuple(values[len(attention):])
     outputs = tf.data.Dataset.from_tensor_slices(extras)
     return tf.data.Dataset.zip((dataset, outputs)).map(
         lambda pair, extra: (pair[0], {LABELS: pair[1], **extra}))
+
+
+def _as_list(outputs):
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
+
+
+def _is_probability_tap(model, path):
+    return path in list(getattr(model, "attention_probability_paths", []))

@@ -48,6 +48,25 @@ def make_nested_teacher(width=16, name="teacher"):
     return keras.Model(inputs, backbone(inputs), name=name)
 
 
+def make_token_transformer(heads, name, dim=16, length=6, vocab=20,
+                           mask_zero=False, flash_attention=None):
+    """A one-block transformer over token ids with MHA layer `mha`.
+
+    `Add` (not `+`) keeps Keras padding masks flowing to the pooling.
+    """
+    inputs = keras.Input((length,), dtype="int32", name="tokens")
+    x = keras.layers.Embedding(vocab, dim, mask_zero=mask_zero,
+                               name="embedding")(inputs)
+    y = keras.layers.MultiHeadAttention(
+        heads, dim // heads, name="mha", flash_attention=flash_attention
+    )(x, x)
+    x = keras.layers.LayerNormalization(name="ln")(
+        keras.layers.Add(name="residual")([x, y]))
+    x = keras.layers.GlobalAveragePooling1D(name="pool")(x)
+    return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x),
+                       name=name)
+
+
 @pytest.fixture
 def data():
     rng = np.random.default_rng(0)

@@ -54,3 +54,55 @@ def attention_transfer(teacher_map, student_map, p=2.0, mode="code"):
     if mode == "code":
         return float(np.mean((qs - qt) ** 2))
     return float(np.mean(np.linalg.norm(qs - qt, axis=-1)))
+
+
+def attention_map_kd(teacher_probs, student_probs, mode="kl",
+                     query_mask=None):
+    """MiniLM KL / TinyBERT MSE of attention probabilities, head-grouped.
+
+    Groups are formed with explicit loops over student heads; `query_mask`
+    `(B, Tq)` restricts the average to valid queries.
+    """
+    t = np.asarray(teacher_probs, np.float64)
+    s = np.asarray(student_probs, np.float64)
+    ht, hs = t.shape[1], s.shape[1]
+    if ht != hs:
+        if ht % hs == 0:
+            k = ht // hs
+            t = np.stack([t[:, j * k:(j + 1) * k].mean(axis=1)
+                          for j in range(hs)], axis=1)
+        else:
+            t = t.mean(axis=1, keepdims=True)
+            s = s.mean(axis=1, keepdims=True)
+    if mode == "kl":
+        with np.errstate(divide="ignore", invalid="ignore"):
+            terms = np.where(t > 0, t * (np.log(t) - np.log(np.maximum(
+                s, 1e-12))), 0.0)
+        rows = terms.sum(axis=-1)
+    else:
+        rows = ((t - s) ** 2).mean(axis=-1)
+    rows = rows.mean(axis=1)  # (B, Tq)
+    if query_mask is None:
+        return float(rows.mean())
+    mask = np.asarray(query_mask, np.float64)
+    return float((rows * mask).sum() / mask.sum())
+
+
+def area_pool(features, size):
+    """Exact area resize of (B, H, W, C) or (B, T, C) features to `size`."""
+    f = np.asarray(features, np.float64)
+    if f.ndim == 3:
+        rows = area_resize_1d_weights(f.shape[1], size[0])
+        return np.einsum("it,btc->bic", rows, f)
+    rows = area_resize_1d_weights(f.shape[1], size[0])
+    cols = area_resize_1d_weights(f.shape[2], size[1])
+    return np.einsum("ih,bhwc,jw->bijc", rows, f, cols)
+
+
+def ensemble_kd(teacher_logits_list, weights, student_logits, temperature):
+    """T² · KL(Σ w_i softmax(t_i/T) ‖ softmax(s/T)), batch mean."""
+    p = sum(w * np.exp(log_softmax(np.asarray(t, np.float64) / temperature))
+            for t, w in zip(teacher_logits_list, weights))
+    log_ps = log_softmax(np.asarray(student_logits, np.float64) / temperature)
+    return float(np.mean(np.sum(p * (np.log(p) - log_ps), -1))
+                 * temperature**2)

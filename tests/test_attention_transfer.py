@@ -3,7 +3,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+from keras_kd import Distiller
 from keras_kd.losses import AttentionTransfer
+from keras_kd.utils.resize import area_resize
 from numpy_reference import attention_transfer as reference
 
 rng = np.random.default_rng(42)
@@ -130,3 +132,34 @@ def test_fit_smoke_student_learns_teacher_attention():
     history = model.fit(x, target, epochs=15, verbose=0)
     losses = history.history["loss"]
     assert np.isfinite(losses).all() and losses[-1] < 0.7 * losses[0]
+
+
+@pytest.mark.parametrize("size_in,size_out", [((14, 14), (7, 7)),
+                                              ((14, 10), (6, 4))])
+def test_area_resize_equals_tensorflow_area_interpolation(size_in, size_out):
+    x = np.random.default_rng(0).random((2, *size_in, 3)).astype("float32")
+    expected = tf.image.resize(x, size_out, method="area").numpy()
+    np.testing.assert_allclose(area_resize(x, size_out), expected,
+                               rtol=1e-5, atol=1e-6)
+
+
+def test_attention_pairs_of_different_sizes_compile_with_xla():
+    # tf.image.resize(area) has no XLA kernel; our resize must compile.
+    def cnn(width, pool, name):
+        inputs = keras.Input((12, 12, 1))
+        x = keras.layers.Conv2D(width, 3, padding="same", name="conv")(inputs)
+        x = keras.layers.MaxPooling2D(pool, name="map")(x)
+        x = keras.layers.GlobalAveragePooling2D()(x)
+        return keras.Model(inputs, keras.layers.Dense(10)(x), name=name)
+
+    x = np.random.default_rng(0).random((8, 12, 12, 1)).astype("float32")
+    y = np.arange(8) % 10
+    results = []
+    for jit in (False, True):
+        keras.utils.set_random_seed(0)
+        distiller = Distiller(cnn(8, 1, "teacher"), cnn(4, 2, "student"),
+                              attention_pairs=[("map", "map")])
+        distiller.compile(jit_compile=jit)
+        results.append(distiller.evaluate(x, y, verbose=0, return_dict=True))
+    assert results[1]["attention_loss"] == pytest.approx(
+        results[0]["attention_loss"], rel=1e-5)

@@ -80,7 +80,7 @@ def test_loss_is_the_documented_weighted_sum(data):
                                attention_weight=250.0)
     logs = distiller.evaluate(x, y, batch_size=32, verbose=0,
                               return_dict=True)
-    teacher_taps = distiller._teacher_taps.predict(x, verbose=0)
+    teacher_taps = distiller._teacher_taps[0].predict(x, verbose=0)
     student_taps = distiller._student_taps.predict(x, verbose=0)
     t_logits, s_logits = teacher_taps[0], student_taps[0]
     student_loss = -np.mean(log_softmax(s_logits.astype("float64"))

@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_kd.utils.resize import area_resize
 from keras_kd.utils.validation import check_one_of
 from keras_kd.utils.validation import check_positive
 
@@ -49,22 +50,7 @@ def match_spatial_size(teacher_map, student_map):
     if t_size == s_size or None in t_size or None in s_size:
         return teacher_map, student_map
     target = tuple(min(a, b) for a, b in zip(t_size, s_size))
-    return _area_resize(teacher_map, target), _area_resize(student_map, target)
-
-
-def _area_resize(attention, target):
-    size = tuple(attention.shape[1:])
-    if size == target:
-        return attention
-    if len(size) == 1:  # (B, T) -> treat as a T×1 image.
-        image = ops.expand_dims(ops.expand_dims(attention, -1), -1)
-        resized = ops.image.resize(
-            image, (target[0], 1), interpolation="area"
-        )
-        return resized[:, :, 0, 0]
-    image = ops.expand_dims(attention, -1)
-    resized = ops.image.resize(image, target, interpolation="area")
-    return resized[..., 0]
+    return area_resize(teacher_map, target), area_resize(student_map, target)
 
 
 def _l2_normalize(flat):
