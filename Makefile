@@ -32,6 +32,7 @@ demo: $(VENV)/.installed $(FASHION_MNIST)
 
 benchmark: $(VENV)/.installed
 	$(PY) benchmarks/step_time.py
+	$(PY) benchmarks/precompute.py
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache

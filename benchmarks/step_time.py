@@ -78,6 +78,13 @@ def timed_fit(model, x, y, epochs, batch_size):
     return statistics.median(timer.times[1:])
 
 
+def timed_fit_data(model, dataset, epochs):
+    """Median epoch time of `model.fit` on a batched `tf.data` pipeline."""
+    timer = EpochTimer()
+    model.fit(dataset, epochs=epochs, verbose=0, callbacks=[timer])
+    return statistics.median(timer.times[1:])
+
+
 def timed_inference(model, x, epochs, batch_size):
     times = []
     for _ in range(epochs):

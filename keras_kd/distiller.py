@@ -30,38 +30,62 @@ from keras_kd.utils.validation import check_unit_interval
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 class Distiller(keras.Model):
-    """Distils a frozen teacher into a student in one pass per step.
+    """Distils frozen teacher(s) into a student in one pass per step.
 
-    Each training step runs the teacher once (inference mode) and the student
-    once (training mode); with data from `keras_kd.precompute_teacher` it
-    does not run the teacher at all. That single student pass yields the logits *and*
-    every tapped intermediate layer, so BatchNorm statistics update once,
-    dropout draws one mask for all loss terms, and the step costs about one
-    teacher inference plus one ordinary student step. The loss is
+    Each training step runs every teacher once (inference mode) and the
+    student once (training mode); with data from
+    `keras_kd.precompute_teacher` it does not run the teachers at all. That
+    single student pass yields the logits *and* every tapped intermediate
+    layer, so BatchNorm statistics update once, dropout draws one mask for
+    all loss terms, and the step costs about one teacher inference plus one
+    ordinary student step. The loss is
 
     ```
     loss = alpha · student_loss(y, s)
          + (1 − alpha) · distillation_loss          # already × T²
-         + attention_weight · Σ_pairs w_i · AT(teacher_i, student_i)
+         + attention_weight · Σ_attention_pairs w_i · AT_i
+         + hint_weight · Σ_hint_pairs w_j · MSE(t_j, connector_j(s_j))
     ```
+
+    - Attention pairs of feature maps use `AttentionTransfer`; pairs of
+      `keras.layers.MultiHeadAttention` layers use `AttentionMapKD` on the
+      attention probabilities `(batch, heads, query, key)`, captured in the
+      same pass without rebuilding the model (head counts may differ;
+      padding masks are respected).
+    - Hint pairs (FitNets) project the student feature with a trainable
+      connector (1×1 `Conv2D` for maps, `Dense` for vectors and sequences)
+      that lives in the Distiller: `distiller.student` keeps exactly its own
+      parameters and saves without it.
+    - With several teachers the soft targets are the weighted average
+      `Σ_i w_i softmax(t_i/T)`; a layer path names the first teacher, or
+      teacher `i` with the prefix `"i:"` (`"1:block2_out"`).
 
     References: Hinton et al., "Distilling the Knowledge in a Neural
     Network", 2015; Zagoruyko & Komodakis, "Paying More Attention to
-    Attention", ICLR 2017.
+    Attention", ICLR 2017; Romero et al., "FitNets: Hints for Thin Deep
+    Nets", ICLR 2015; Wang et al., "MiniLM", NeurIPS 2020.
 
     Args:
-        teacher: a trained `keras.Model` that outputs logits. It is frozen
-            (`teacher.trainable = False`) and always called with
-            `training=False`.
+        teacher: a trained `keras.Model` that outputs logits, or a list of
+            them. Teachers are frozen (`trainable = False`) and always called
+            with `training=False`.
         student: the `keras.Model` to train; it must output logits for the
             same number of classes as the teacher.
         attention_pairs: optional list of `(teacher_layer, student_layer)` or
-            `(teacher_layer, student_layer, weight)` naming layers whose
+            `(teacher_layer, student_layer, weight)`. Either two layers whose
             outputs are channels-last maps of rank 4 `(B, H, W, C)` or rank 3
-            `(B, T, C)`. Names may reach into nested models with `/`
-            (`"backbone/block2_out"`). Channel counts may differ; spatial
-            sizes are matched as in `keras_kd.losses.AttentionTransfer`.
-            Layer pairs need Functional or Sequential models.
+            `(B, T, C)` (channel counts may differ; spatial sizes are matched
+            as in `keras_kd.losses.AttentionTransfer`), or two
+            `MultiHeadAttention` layers with the same query and key lengths.
+            Names may reach into nested models with `/`
+            (`"backbone/block2_out"`). Layer pairs need Functional or
+            Sequential models.
+        hint_pairs: optional list of `(teacher_layer, student_layer[,
+            weight])` of features of the same rank: vectors `(B, C)`,
+            sequences `(B, T, C)` or maps `(B, H, W, C)`; spatial sizes are
+            matched by area resizing.
+        teacher_weights: with several teachers, their weights in the soft
+            target average (normalised to sum 1; equal by default).
         name: name of the Distiller model.
 
     Example:
@@ -80,7 +104,8 @@ class Distiller(keras.Model):
 
     teacher, student = cnn(64, "teacher"), cnn(8, "student")
     distiller = keras_kd.Distiller(
-        teacher, student, attention_pairs=[("conv", "conv")]
+        teacher, student, attention_pairs=[("conv", "conv")],
+        hint_pairs=[("conv", "conv")],
     )
     distiller.compile(optimizer="adam", metrics=["accuracy"], alpha=0.1,
                       temperature=4.0)

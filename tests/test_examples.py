@@ -106,9 +106,22 @@ def test_cifar10_smoke_on_mock_data(tmp_path):
         "student_scratch_params"] < results["teacher_params"]
 
 
+@pytest.mark.slow
+def test_transformer_attention_example_smoke(tmp_path, fashion_fixture):
+    result = run_example("transformer_attention_distillation.py", "--smoke",
+                         "--data-dir", str(fashion_fixture), "--out-dir",
+                         str(tmp_path))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert results["student_params"] < results["teacher_params"] / 5
+    assert "attention_loss" in result.stdout
+    assert "| ViT student distilled (KD + attention maps) |" in result.stdout
+
+
 @pytest.mark.parametrize("script", ["quickstart.py", "train_teacher.py",
                                     "fashion_mnist_distill.py",
-                                    "cifar10_resnet_distill.py"])
+                                    "cifar10_resnet_distill.py",
+                                    "transformer_attention_distillation.py"])
 def test_help(script):
     result = run_example(script, "--help", timeout=120)
     assert result.returncode == 0 and "usage" in result.stdout

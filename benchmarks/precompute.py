@@ -1,0 +1,108 @@
+"""Offline distillation: epoch time with precomputed teacher outputs.
+
+Measures, on the same teacher, student and data (as `tf.data` pipelines,
+batch 128):
+
+- (a) a plain student epoch (hard labels only),
+- (b) a `keras_kd.Distiller` epoch with a live teacher (KD + attention
+  transfer on two layer pairs),
+- (c) the same Distiller on the outputs of `keras_kd.precompute_teacher`
+  (logits and compact per-pair maps stored once; the teacher never runs),
+
+plus the one-off cost of `precompute_teacher`, and prints (c)/(a) against the
+target of 1.10 and (b)/(c). Each epoch figure is the median after a warm-up
+epoch.
+
+Usage:
+    python benchmarks/precompute.py [--samples 8192] [--epochs 4]
+        [--teacher-width 64]
+"""
+
+import argparse
+import os
+import sys
+import time
+
+os.environ.setdefault("KERAS_BACKEND", "tensorflow")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+
+import keras_kd  # noqa: E402
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from step_time import PAIRS  # noqa: E402
+from step_time import make_cnn  # noqa: E402
+from step_time import timed_fit_data  # noqa: E402
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--samples", type=int, default=8192)
+    parser.add_argument("--epochs", type=int, default=4,
+                        help="epochs per variant; the first is a warm-up")
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--student-width", type=int, default=16)
+    parser.add_argument("--teacher-width", type=int, default=64,
+                        help="64 costs 16x the default student's FLOPs")
+    args = parser.parse_args()
+
+    rng = np.random.default_rng(0)
+    x = rng.random((args.samples, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, args.samples)
+    unbatched = tf.data.Dataset.from_tensor_slices((x, y))
+
+    def batched(dataset):
+        return dataset.batch(args.batch_size).prefetch(tf.data.AUTOTUNE)
+
+    teacher = make_cnn(args.teacher_width, "teacher")
+    weights = make_cnn(args.student_width, "student").get_weights()
+
+    def student():
+        model = make_cnn(args.student_width, "student")
+        model.set_weights(weights)
+        return model
+
+    def distiller():
+        model = keras_kd.Distiller(teacher, student(), attention_pairs=PAIRS)
+        model.compile(optimizer="adam", temperature=4.0)
+        return model
+
+    figures = {}
+    plain = student()
+    plain.compile(optimizer="adam", loss=keras.losses.
+                  SparseCategoricalCrossentropy(from_logits=True))
+    figures["a"] = timed_fit_data(plain, batched(unbatched), args.epochs)
+    figures["b"] = timed_fit_data(distiller(), batched(unbatched),
+                                  args.epochs)
+    start = time.perf_counter()
+    stored = keras_kd.precompute_teacher(
+        teacher, unbatched, attention_layers=[t for t, _ in PAIRS],
+        verbose=0)
+    precompute_seconds = time.perf_counter() - start
+    figures["c"] = timed_fit_data(distiller(), batched(stored), args.epochs)
+
+    print(f"\nEpoch time, {args.samples} samples, batch {args.batch_size}, "
+          f"median of {args.epochs - 1} epochs after a warm-up; teacher "
+          f"{teacher.count_params():,} params (width {args.teacher_width}), "
+          f"student {plain.count_params():,} params:")
+    labels = {
+        "a": "plain student epoch",
+        "b": "Distiller, live teacher (KD + AT, 2 pairs)",
+        "c": "Distiller, precomputed teacher outputs",
+    }
+    for key, label in labels.items():
+        print(f"  ({key}) {label:<45s} {figures[key]:7.3f} s")
+    print(f"  precompute_teacher, once                      "
+          f"{precompute_seconds:7.3f} s")
+    ratio = figures["c"] / figures["a"]
+    print(f"  (c)/(a) = {ratio:.2f}   (target <= 1.10) "
+          f"{'OK' if ratio <= 1.1 else 'MISSED'}")
+    print(f"  (b)/(c) = {figures['b'] / figures['c']:.2f}   (speed-up of "
+          "offline over live distillation per epoch)")
+
+
+if __name__ == "__main__":
+    main()
