@@ -55,12 +55,15 @@ OUT_DIR = "saved_models/fashion_mnist"
 CONFIG = {
     "student_widths": (16, 32, 64),
     "student_dense_units": 0,
-    "epochs": 4,
+    "epochs": 5,
     "batch_size": 128,
     "learning_rate": 3e-3,
-    "temperature": 4.0,
-    "alpha": 0.1,
-    "attention_weight": 500.0,
+    # Measured at 4 epochs with the earlier 92.76% teacher: T=4, alpha=0.1,
+    # AT 500 gave 86.7%; T=2, alpha=0.5 gave 88.5% without AT and 88.1%
+    # with AT 50 (scratch: 88.8%).
+    "temperature": 2.0,
+    "alpha": 0.5,
+    "attention_weight": 50.0,
     # teacher stage i and student stage i share the resolution 28/14/7.
     "attention_pairs": [("stage2_out", "stage2_out"),
                         ("stage3_out", "stage3_out")],

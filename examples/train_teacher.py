@@ -127,7 +127,7 @@ def main():
         "quick": args.quick,
         "config": {k: list(v) if isinstance(v, tuple) else v
                    for k, v in CONFIG.items()}
-        | {"learning_rate": args.learning_rate},
+        | {"learning_rate": args.learning_rate, "epochs": epochs},
         "resumed_from": history,
         "made_by": "examples/train_teacher.py",
     }
