@@ -10,8 +10,9 @@ batch 128):
   (logits and compact per-pair maps stored once; the teacher never runs),
 
 plus the one-off cost of `precompute_teacher`, and prints (c)/(a) against the
-target of 1.10 and (b)/(c). Each epoch figure is the median after a warm-up
-epoch.
+target of 1.10 and (b)/(c). The three alternate epoch by epoch (timings on a
+shared 2-core machine drift by ±30%); each figure is the median after a
+warm-up epoch.
 
 Usage:
     python benchmarks/precompute.py [--samples 8192] [--epochs 4]
@@ -20,6 +21,7 @@ Usage:
 
 import argparse
 import os
+import statistics
 import sys
 import time
 
@@ -41,8 +43,9 @@ from step_time import timed_fit_data  # noqa: E402
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=8192)
-    parser.add_argument("--epochs", type=int, default=4,
-                        help="epochs per variant; the first is a warm-up")
+    parser.add_argument("--epochs", type=int, default=7,
+                        help="epochs per variant, alternating; the first "
+                             "is a warm-up")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--student-width", type=int, default=16)
     parser.add_argument("--teacher-width", type=int, default=64,
@@ -70,22 +73,31 @@ def main():
         model.compile(optimizer="adam", temperature=4.0)
         return model
 
-    figures = {}
     plain = student()
     plain.compile(optimizer="adam", loss=keras.losses.
                   SparseCategoricalCrossentropy(from_logits=True))
-    figures["a"] = timed_fit_data(plain, batched(unbatched), args.epochs)
-    figures["b"] = timed_fit_data(distiller(), batched(unbatched),
-                                  args.epochs)
+    live = distiller()
     start = time.perf_counter()
     stored = keras_kd.precompute_teacher(
         teacher, unbatched, attention_layers=[t for t, _ in PAIRS],
         verbose=0)
     precompute_seconds = time.perf_counter() - start
-    figures["c"] = timed_fit_data(distiller(), batched(stored), args.epochs)
+    offline = distiller()
+    runs = {"a": (plain, batched(unbatched)), "b": (live, batched(unbatched)),
+            "c": (offline, batched(stored))}
+    # Epochs alternate between the variants, so that drift in the speed of
+    # a shared machine hits all three alike; the first epoch of each is a
+    # warm-up (tracing).
+    times = {key: [] for key in runs}
+    for _ in range(args.epochs):
+        for key, (model, dataset) in runs.items():
+            times[key].append(timed_fit_data(model, dataset, 1,
+                                             warm_up=False))
+    figures = {key: statistics.median(t[1:]) for key, t in times.items()}
 
     print(f"\nEpoch time, {args.samples} samples, batch {args.batch_size}, "
-          f"median of {args.epochs - 1} epochs after a warm-up; teacher "
+          f"median of {args.epochs - 1} alternating epochs after a warm-up; "
+          f"teacher "
           f"{teacher.count_params():,} params (width {args.teacher_width}), "
           f"student {plain.count_params():,} params:")
     labels = {

@@ -78,11 +78,14 @@ def timed_fit(model, x, y, epochs, batch_size):
     return statistics.median(timer.times[1:])
 
 
-def timed_fit_data(model, dataset, epochs):
-    """Median epoch time of `model.fit` on a batched `tf.data` pipeline."""
+def timed_fit_data(model, dataset, epochs, warm_up=True):
+    """Median epoch time of `model.fit` on a batched `tf.data` pipeline.
+
+    With `warm_up`, the first epoch (tracing) is left out.
+    """
     timer = EpochTimer()
     model.fit(dataset, epochs=epochs, verbose=0, callbacks=[timer])
-    return statistics.median(timer.times[1:])
+    return statistics.median(timer.times[1:] if warm_up else timer.times)
 
 
 def timed_inference(model, x, epochs, batch_size):

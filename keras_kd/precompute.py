@@ -17,7 +17,7 @@ LABELS = "y"
 
 def precompute_teacher(teacher, dataset, batch_size=256,
                        attention_layers=None, hint_layers=None, p=2.0,
-                       verbose=1):
+                       in_memory=True, verbose=1):
     """Runs `teacher` once over `dataset` and returns it with the outputs.
 
     `Distiller.fit` on the returned dataset (after `.shuffle().batch()`)
@@ -46,6 +46,11 @@ def precompute_teacher(teacher, dataset, batch_size=256,
         attention_layers: optional teacher layer paths to store maps of.
         hint_layers: optional teacher layer paths to store features of.
         p: the attention exponent (that of the attention loss).
+        in_memory: keep the inputs and labels in memory too, so that the
+            returned dataset is a plain `from_tensor_slices` (an epoch then
+            costs what a plain student epoch does). Set `False` when the
+            inputs do not fit in memory: the stored outputs are then zipped
+            with `dataset`, at some per-example cost.
         verbose: show a progress bar.
 
     Returns:
@@ -115,8 +120,11 @@ def precompute_teacher(teacher, dataset, batch_size=256,
              else -(-cardinality // batch_size))
     progbar = Progbar(steps, verbose=verbose, unit_name="batch")
     collected = None
-    for step, (x, _) in enumerate(dataset.batch(batch_size)):
+    inputs = []
+    for step, (x, y) in enumerate(dataset.batch(batch_size)):
         outputs = [np.asarray(o) for o in forward(x)]
+        if in_memory:
+            inputs.append((np.asarray(x), np.asarray(y)))
         if collected is None:
             collected = [[] for _ in outputs]
         for bucket, output in zip(collected, outputs):
@@ -132,6 +140,11 @@ def precompute_teacher(teacher, dataset, batch_size=256,
         extras[TEACHER_MAPS] = tuple(values[:len(attention)])
     if hints:
         extras[TEACHER_HINTS] = tuple(values[len(attention):])
+    if in_memory:
+        x_all = np.concatenate([x for x, _ in inputs])
+        y_all = np.concatenate([y for _, y in inputs])
+        return tf.data.Dataset.from_tensor_slices(
+            (x_all, {LABELS: y_all, **extras}))
     outputs = tf.data.Dataset.from_tensor_slices(extras)
     # A parallel (still ordered) map: the restructuring is per example.
     return tf.data.Dataset.zip((dataset, outputs)).map(

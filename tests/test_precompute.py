@@ -16,7 +16,9 @@ def unbatched(x, y):
     return tf.data.Dataset.from_tensor_slices((x, y))
 
 
-def test_precomputed_losses_equal_live_teacher_even_after_nan_teacher(data):
+@pytest.mark.parametrize("in_memory", [True, False])
+def test_precomputed_losses_equal_live_teacher_even_after_nan_teacher(
+        data, in_memory):
     x, y = data
     teacher = make_nested_teacher()
     student = make_cnn(4, "student")
@@ -26,7 +28,8 @@ def test_precomputed_losses_equal_live_teacher_even_after_nan_teacher(data):
                               return_dict=True)
     precomputed = keras_kd.precompute_teacher(
         teacher, unbatched(x, y), batch_size=5,
-        attention_layers=[p[0] for p in PAIRS], verbose=0)
+        attention_layers=[p[0] for p in PAIRS], in_memory=in_memory,
+        verbose=0)
     # Ruin the teacher: a step that used it would give NaN losses.
     for weight in teacher.weights:
         weight.assign(np.full(weight.shape, np.nan, weight.dtype))
