@@ -13,7 +13,10 @@ from keras_kd.hints import make_connector
 from keras_kd.hints import match_feature_size
 from keras_kd.layer_pairs import pairs_to_config
 from keras_kd.layer_pairs import parse_pairs
+from keras_kd.layer_taps import as_list
+from keras_kd.layer_taps import is_attention_probability_tap
 from keras_kd.layer_taps import tap_model
+from keras_kd.layer_taps import tap_teachers
 from keras_kd.losses.attention_map_kd import AttentionMapKD
 from keras_kd.losses.attention_map_kd import check_same_lengths
 from keras_kd.losses.attention_transfer import AttentionTransfer
@@ -136,19 +139,11 @@ class Distiller(keras.Model):
             _check_num_classes(each, student)
 
         pairs = self.attention_pairs + self.hint_pairs
-        teacher_taps, self._teacher_slots = [], []
-        for index, each in enumerate(teachers):
-            paths = [p.teacher_layer for p in pairs if p.teacher_index == index]
-            teacher_taps.append(
-                tap_model(each, paths, "teacher") if paths else each
-            )
-        # Where each pair's teacher value sits in its teacher's tap outputs.
-        counters = [0] * len(teachers)
-        for pair in pairs:
-            counters[pair.teacher_index] += 1
-            self._teacher_slots.append(
-                (pair.teacher_index, counters[pair.teacher_index])
-            )
+        # `_teacher_slots`: where each pair's teacher value sits in its
+        # teacher's tap outputs.
+        teacher_taps, self._teacher_slots = tap_teachers(
+            teachers, [(p.teacher_index, p.teacher_layer) for p in pairs]
+        )
         student_taps = (
             tap_model(student, [p.student_layer for p in pairs], "student")
             if pairs else student
@@ -464,7 +459,7 @@ class Distiller(keras.Model):
         n_attention = len(self.attention_pairs)
         if isinstance(y, dict) and TEACHER_LOGITS in y:
             return y[LABELS], self._precomputed_values(y)
-        outputs = [_as_list(taps(x, training=False))
+        outputs = [as_list(taps(x, training=False))
                    for taps in self._teacher_taps]
         values = [outputs[index][slot] for index, slot in self._teacher_slots]
         return y, {
@@ -503,7 +498,7 @@ class Distiller(keras.Model):
         return {"logits": logits, "maps": maps, "hints": hints}
 
     def _student_values(self, x, training):
-        outputs = _as_list(self._student_taps(x, training=training))
+        outputs = as_list(self._student_taps(x, training=training))
         n_attention, n_hint = len(self.attention_pairs), len(self.hint_pairs)
         values = outputs[1:1 + n_attention + n_hint]
         masks = outputs[1 + n_attention + n_hint:]
@@ -655,10 +650,6 @@ def _tap_shape(taps, slot):
     return tuple(taps.outputs[slot].shape)
 
 
-def _is_probability_tap(taps, path):
-    return path in list(getattr(taps, "attention_probability_paths", []))
-
-
 def _check_attention_pairs(pairs, teacher_taps, teacher_slots, student_taps):
     """The kind of each attention pair: attention probabilities or maps."""
     kinds = []
@@ -666,8 +657,8 @@ def _check_attention_pairs(pairs, teacher_taps, teacher_slots, student_taps):
         zip(pairs, teacher_slots)
     ):
         taps = teacher_taps[index]
-        teacher_probs = _is_probability_tap(taps, pair.teacher_layer)
-        student_probs = _is_probability_tap(student_taps, pair.student_layer)
+        teacher_probs = is_attention_probability_tap(taps, pair.teacher_layer)
+        student_probs = is_attention_probability_tap(student_taps, pair.student_layer)
         teacher_shape = _tap_shape(taps, slot)
         student_shape = _tap_shape(student_taps, 1 + position)
         if teacher_probs != student_probs:
@@ -724,10 +715,6 @@ def _make_connectors(pairs, teacher_taps, teacher_slots, student_taps,
         connectors.append(make_connector(teacher_shape, student_shape,
                                          name=f"hint_connector_{position}"))
     return connectors
-
-
-def _as_list(outputs):
-    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
 
 
 class _VariableTemperatureKD(keras.losses.Loss):

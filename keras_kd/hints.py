@@ -2,7 +2,7 @@
 
 import keras
 
-from keras_kd.utils.resize import area_resize
+from keras_kd.utils.resize import match_to_smaller
 
 
 def make_connector(teacher_shape, student_shape, name):
@@ -56,13 +56,4 @@ def match_feature_size(teacher_feature, student_feature):
     area-weighted averaging otherwise; channels are untouched. Vectors are
     returned as they are.
     """
-    rank = len(teacher_feature.shape)
-    if rank == 2:
-        return teacher_feature, student_feature
-    t_size = tuple(teacher_feature.shape[1:-1])
-    s_size = tuple(student_feature.shape[1:-1])
-    if t_size == s_size or None in t_size + s_size:
-        return teacher_feature, student_feature
-    target = tuple(min(a, b) for a, b in zip(t_size, s_size))
-    return (area_resize(teacher_feature, target),
-            area_resize(student_feature, target))
+    return match_to_smaller(teacher_feature, student_feature, channels=True)

@@ -193,3 +193,37 @@ def tap_model(model, paths, argument="layer name"):
     )
     taps.attention_probability_paths = probability_paths
     return taps
+
+
+def tap_teachers(teachers, indexed_paths):
+    """Taps several teachers, each once, for `(teacher_index, path)` entries.
+
+    Args:
+        teachers: list of teacher models.
+        indexed_paths: list of `(teacher_index, path)`.
+
+    Returns:
+        `(taps, slots)`: one model per teacher (the teacher itself when
+        nothing is tapped in it), and for each entry the `(teacher_index,
+        output_index)` where its value sits in that teacher's tap outputs.
+    """
+    taps = []
+    for index, teacher in enumerate(teachers):
+        paths = [path for i, path in indexed_paths if i == index]
+        taps.append(tap_model(teacher, paths, "teacher") if paths else teacher)
+    counters = [0] * len(teachers)
+    slots = []
+    for index, _ in indexed_paths:
+        counters[index] += 1
+        slots.append((index, counters[index]))
+    return taps, slots
+
+
+def is_attention_probability_tap(taps, path):
+    """Whether `path` in a `tap_model` yields MultiHeadAttention probabilities."""
+    return path in list(getattr(taps, "attention_probability_paths", []))
+
+
+def as_list(outputs):
+    """A model's outputs as a list (a single tensor becomes `[tensor]`)."""
+    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]

@@ -5,7 +5,9 @@ import tensorflow as tf
 from keras import ops
 
 from keras_kd.layer_pairs import split_teacher_path
-from keras_kd.layer_taps import tap_model
+from keras_kd.layer_taps import as_list
+from keras_kd.layer_taps import is_attention_probability_tap
+from keras_kd.layer_taps import tap_teachers
 from keras_kd.losses.attention_transfer import attention_map
 from keras_kd.utils.validation import check_positive
 
@@ -86,26 +88,21 @@ def precompute_teacher(teacher, dataset, batch_size=256,
                  for path in attention_layers or []]
     hints = [split_teacher_path(path, len(teachers), "hint_layers")
              for path in hint_layers or []]
-    models, slots = [], []
-    for index, model in enumerate(teachers):
-        paths = [path for i, path in attention + hints if i == index]
-        models.append(tap_model(model, paths, "teacher") if paths else model)
-    counters = [0] * len(teachers)
-    for index, path in attention + hints:
-        counters[index] += 1
-        slots.append((index, counters[index], path))
+    models, slots = tap_teachers(teachers, attention + hints)
+    # Feature maps are stored as compact attention maps; MultiHeadAttention
+    # probabilities and hint features as they are.
     compact = [
-        not _is_probability_tap(models[index], path)
-        for index, _, path in slots[:len(attention)]
+        not is_attention_probability_tap(models[index], path)
+        for index, path in attention
     ]
 
     @tf.function
     def forward(x):
-        outputs = [_as_list(model(x, training=False)) for model in models]
+        outputs = [as_list(model(x, training=False)) for model in models]
         logits = [ops.cast(o[0], "float32") for o in outputs]
         logits = logits[0] if len(logits) == 1 else ops.stack(logits, axis=1)
         values = []
-        for position, (index, slot, _) in enumerate(slots):
+        for position, (index, slot) in enumerate(slots):
             value = ops.cast(outputs[index][slot], "float32")
             if position < len(compact) and compact[position]:
                 value = ops.expand_dims(
@@ -150,11 +147,3 @@ def precompute_teacher(teacher, dataset, batch_size=256,
     return tf.data.Dataset.zip((dataset, outputs)).map(
         lambda pair, extra: (pair[0], {LABELS: pair[1], **extra}),
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-
-
-def _as_list(outputs):
-    return list(outputs) if isinstance(outputs, (list, tuple)) else [outputs]
-
-
-def _is_probability_tap(model, path):
-    return path in list(getattr(model, "attention_probability_paths", []))

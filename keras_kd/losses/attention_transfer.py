@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_kd.utils.resize import area_resize
+from keras_kd.utils.resize import match_to_smaller
 from keras_kd.utils.validation import check_one_of
 from keras_kd.utils.validation import check_positive
 
@@ -45,12 +45,7 @@ def match_spatial_size(teacher_map, student_map):
     Returns:
         The pair `(teacher_map, student_map)` with equal spatial sizes.
     """
-    t_size = tuple(teacher_map.shape[1:])
-    s_size = tuple(student_map.shape[1:])
-    if t_size == s_size or None in t_size or None in s_size:
-        return teacher_map, student_map
-    target = tuple(min(a, b) for a, b in zip(t_size, s_size))
-    return area_resize(teacher_map, target), area_resize(student_map, target)
+    return match_to_smaller(teacher_map, student_map, channels=False)
 
 
 def _l2_normalize(flat):

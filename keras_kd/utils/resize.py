@@ -27,8 +27,8 @@ def area_resize(x, target):
 
     Args:
         x: `(B, H, W)`, `(B, H, W, C)`, `(B, T)` or `(B, T, C)`: the spatial
-            axes follow the batch axis; `channels` says whether a trailing
-            channel axis follows them.
+            axes follow the batch axis; an axis after them (one more than
+            `len(target)`) is a channel axis and is left alone.
         target: the output spatial size, one entry per spatial axis.
 
     Returns:
@@ -48,3 +48,23 @@ def area_resize(x, target):
     rows = ops.convert_to_tensor(area_weights(size[0], target[0]))
     cols = ops.convert_to_tensor(area_weights(size[1], target[1]))
     return ops.einsum(f"ih,bhw{suffix},jw->bij{suffix}", rows, x, cols)
+
+
+def match_to_smaller(a, b, channels):
+    """Area-resizes `a` and `b` to the smaller of their spatial sizes.
+
+    Args:
+        a, b: tensors of the same rank whose spatial axes follow the batch
+            axis.
+        channels: whether a trailing channel axis follows the spatial axes
+            (it is left as it is).
+
+    Returns:
+        The pair, unchanged when the sizes agree or are not static.
+    """
+    end = -1 if channels else None
+    a_size, b_size = tuple(a.shape[1:end]), tuple(b.shape[1:end])
+    if a_size == b_size or None in a_size + b_size:
+        return a, b
+    target = tuple(min(x, y) for x, y in zip(a_size, b_size))
+    return area_resize(a, target), area_resize(b, target)
