@@ -23,6 +23,7 @@ def compress(
     out_dir="compressed",
     prune_epochs=2,
     qat_epochs=1,
+    keep_dense=(),
     verbose=1,
 ):
     """The one-call path from a trained student to phone-ready files.
@@ -48,6 +49,7 @@ def compress(
         quantization: `"int8"`, `"dynamic"` or `"float16"`.
         out_dir: output folder (created if its parent exists).
         prune_epochs, qat_epochs: fine-tuning epochs.
+        keep_dense: names of layers `prune` leaves dense (see `prune`).
         verbose: progress bars.
 
     Returns:
@@ -79,6 +81,7 @@ def compress(
                   representative_data=representative)
     pruned = prune(student, train_data, teacher=teacher,
                    target_sparsity=sparsity, epochs=prune_epochs,
+                   keep_dense=keep_dense,
                    verbose=verbose)
     if quantization == "int8":
         pruned = quantize(pruned, train_data, teacher=teacher,

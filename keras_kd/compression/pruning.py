@@ -45,6 +45,7 @@ def prune(
     schedule="polynomial",
     block_size=None,
     m_by_n=None,
+    keep_dense=(),
     learning_rate=1e-3,
     alpha=0.1,
     temperature=3.0,
@@ -77,6 +78,9 @@ def prune(
         block_size: optional `(rows, cols)` block sparsity.
         m_by_n: optional `(m, n)` structured sparsity, e.g. `(2, 4)`
             (overrides the schedule).
+        keep_dense: names of layers to leave dense. A stem convolution on a
+            one-channel image has only 9 weights per filter: pruning it
+            costs far more accuracy than the few bytes it saves.
         learning_rate: Adam learning rate of the fine-tuning.
         alpha, temperature: distillation weights, as in `Distiller.compile`.
         verbose: show a progress bar.
@@ -105,6 +109,7 @@ def prune(
     if epochs < 1:
         raise ValueError(f"Argument `epochs` must be >= 1. Received: "
                          f"epochs={epochs!r}")
+    keep_dense = _check_keep_dense(model, keep_dense)
     mot = tfmot()
     sparsity = mot.sparsity.keras
     steps = count_batches(train_data) * epochs
@@ -132,6 +137,8 @@ def prune(
     )
 
     def wrap(layer):
+        if layer.name in keep_dense:
+            return layer
         if prune_registry.PruneRegistry.supports(layer) and layer.weights:
             return sparsity.prune_low_magnitude(layer, **params)
         return layer
@@ -151,6 +158,21 @@ def prune(
         verbose=verbose,
     )
     return sparsity.strip_pruning(wrapped)
+
+
+def _check_keep_dense(model, keep_dense):
+    if isinstance(keep_dense, str):
+        keep_dense = (keep_dense,)
+    keep_dense = tuple(keep_dense or ())
+    names = {layer.name for layer in model.layers}
+    unknown = [name for name in keep_dense if name not in names]
+    if unknown:
+        raise ValueError(
+            "Argument `keep_dense` names layers the model does not have: "
+            f"{unknown}. Received: keep_dense={keep_dense!r}; the model's "
+            f"layers are {sorted(names)}"
+        )
+    return keep_dense
 
 
 def weight_sparsity(model):
