@@ -53,25 +53,36 @@ from keras_kd.utils.io import write_text_atomic  # noqa: E402
 
 OUT_DIR = "saved_models/fashion_mnist"
 CONFIG = {
-    "student_widths": (16, 32, 64),
-    "student_dense_units": 0,
+    # 29,578 parameters (1/10.5 of the teacher): a second convolution at
+    # 14x14 and a 3x3 flatten head instead of global average pooling. On
+    # 5 epochs (2026-11-23, seed 0): 91.74% alone, vs 88.71% for the
+    # 24,282-parameter (16, 32, 64) student with global average pooling.
+    "student_widths": (16, 32, 40),
+    "student_convs_per_stage": (1, 2, 1),
+    "student_head": "flatten",
     "epochs": 5,
     "batch_size": 128,
     "learning_rate": 3e-3,
-    # Measured at 4 epochs with the earlier 92.76% teacher: T=4, alpha=0.1,
-    # AT 500 gave 86.7%; T=2, alpha=0.5 gave 88.5% without AT and 88.1%
-    # with AT 50 (scratch: 88.8%).
-    "temperature": 2.0,
+    # Measured on 5 epochs with this student and the 93.39% teacher, soft
+    # targets + labels only: alone 91.74%, T=4/alpha=0.5 91.82%, T=2/alpha=0.5
+    # 91.68%. (With the old 24k student: alone 88.71%, T=4/alpha=0.1 87.91%.)
+    "temperature": 4.0,
     "alpha": 0.5,
     "attention_weight": 50.0,
     # teacher stage i and student stage i share the resolution 28/14/7.
     "attention_pairs": [("stage2_out", "stage2_out"),
                         ("stage3_out", "stage3_out")],
-    "sparsity": 0.75,
+    # 75% is too much for a 30k-parameter student in 200 + 200 fine-tuning
+    # steps: on the 24k student it cost 2.9 pt (stem kept dense), 50% cost
+    # 0.8 pt. `benchmarks/compression.py` measures 75% with longer runs.
+    "sparsity": 0.5,
     "prune_epochs": 1,
     "qat_epochs": 1,
     # Batches of fine-tuning per pruning/QAT epoch (keeps `make demo` short).
     "compression_batches": 200,
+    # A stem convolution on one channel has 9 weights per filter: pruning
+    # it costs far more accuracy than its 144 weights are worth.
+    "keep_dense": ("stage1_conv",),
     "validation_split": 5000 / 60000,
 }
 QUICK = {"train_batches": 30, "test_batches": 8, "epochs": 1}
@@ -99,9 +110,14 @@ def check_out_dir(out_dir):
             f"The output folder is not writable: {out_dir}. Pass --out-dir.")
 
 
+def make_student():
+    return cnn_student(widths=CONFIG["student_widths"],
+                       convs_per_stage=CONFIG["student_convs_per_stage"],
+                       head=CONFIG["student_head"])
+
+
 def compiled_student(init_weights):
-    student = cnn_student(widths=CONFIG["student_widths"],
-                          dense_units=CONFIG["student_dense_units"])
+    student = make_student()
     student.set_weights(init_weights)
     return student
 
@@ -267,8 +283,7 @@ def main():
         epochs = QUICK["epochs"]
     steps = int(train.cardinality()) * epochs
     keras.utils.set_random_seed(0)
-    init = cnn_student(widths=CONFIG["student_widths"],
-                       dense_units=CONFIG["student_dense_units"]).get_weights()
+    init = make_student().get_weights()
 
     print("\n== Student from scratch (the baseline) ==")
     scratch = compiled_student(init)
@@ -307,7 +322,8 @@ def main():
         val_data=test,
         sparsity=CONFIG["sparsity"], quantization="int8",
         out_dir=args.out_dir, prune_epochs=CONFIG["prune_epochs"],
-        qat_epochs=CONFIG["qat_epochs"], verbose=2)
+        qat_epochs=CONFIG["qat_epochs"], keep_dense=CONFIG["keep_dense"],
+        verbose=2)
     teacher_tflite = compression.export_tflite(
         teacher, os.path.join(args.out_dir, "teacher_float32.tflite"))
     scratch_tflite = compression.export_tflite(

@@ -60,28 +60,61 @@ def resnet_teacher(input_shape=(28, 28, 1), num_classes=10,
 
 
 def cnn_student(input_shape=(28, 28, 1), num_classes=10,
-                widths=(16, 32, 64), dense_units=0, dropout=0.2,
-                name="student"):
-    """A plain CNN student: one conv-BN-ReLU stage per width.
+                widths=(16, 32, 64), convs_per_stage=1, head="average",
+                dense_units=0, dropout=0.2, name="student"):
+    """A plain CNN student: conv-BN-ReLU stages, then a small head.
 
     Stage `i` is followed by 2×2 max pooling except the first, so stage
     outputs `stage{i}_out` have the teacher's resolutions (28, 14, 7) and
     can be paired with `resnet_teacher` stages for attention transfer.
+    Convolution parameters do not grow with resolution, so a second
+    convolution at 14×14 buys accuracy for few parameters; likewise the
+    `"flatten"` head (3×3 max pooling, stride 2, then Flatten) keeps the
+    coarse layout that global average pooling throws away.
+
+    Args:
+        widths: filters per stage.
+        convs_per_stage: an int, or one int per stage. The last
+            convolution of stage `i` is `stage{i}_conv`, earlier ones
+            `stage{i}_{j}_conv`.
+        head: `"average"` (global average pooling) or `"flatten"`.
+        dense_units: optional hidden Dense layer before the logits.
 
     Example:
 
     ```python
     student = keras_kd.models.cnn_student()
+    # The main job's 29,578-parameter student:
+    student = keras_kd.models.cnn_student(
+        widths=(16, 32, 40), convs_per_stage=(1, 2, 1), head="flatten")
     ```
     """
+    if isinstance(convs_per_stage, int):
+        convs_per_stage = (convs_per_stage,) * len(widths)
+    convs_per_stage = tuple(convs_per_stage)
+    if len(convs_per_stage) != len(widths) or min(convs_per_stage) < 1:
+        raise ValueError(
+            "Argument `convs_per_stage` must be a positive int or one "
+            f"positive int per entry of `widths` ({len(widths)}). Received: "
+            f"convs_per_stage={convs_per_stage!r}")
+    if head not in ("average", "flatten"):
+        raise ValueError("Argument `head` must be 'average' or 'flatten'. "
+                         f"Received: head={head!r}")
     inputs = keras.Input(input_shape, name="image")
     x = inputs
-    for stage, filters in enumerate(widths, start=1):
+    for stage, (filters, convs) in enumerate(zip(widths, convs_per_stage),
+                                             start=1):
         if stage > 1:
             x = keras.layers.MaxPooling2D(name=f"stage{stage}_pool")(x)
+        for j in range(1, convs):
+            x = _conv_bn_relu(x, filters, f"stage{stage}_{j}")
         x = _conv_bn_relu(x, filters, f"stage{stage}")
         x = keras.layers.Identity(name=f"stage{stage}_out")(x)
-    x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    if head == "average":
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+    else:
+        x = keras.layers.MaxPooling2D(3, 2, name="pool")(x)
+        x = keras.layers.Flatten(name="flatten")(x)
     if dense_units:
         x = keras.layers.Dense(dense_units, activation="relu",
                                name="hidden")(x)

@@ -20,7 +20,8 @@ from keras_kd.compression.tflite_eval import tflite_sparsity
 
 def make_classifier(name="student"):
     inputs = keras.Input((12, 12, 1))
-    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False,
+                            name="stem")(inputs)
     x = keras.layers.BatchNormalization()(x)
     x = keras.layers.ReLU()(x)
     x = keras.layers.MaxPooling2D()(x)
@@ -59,6 +60,22 @@ def test_prune_reaches_target_sparsity_and_keeps_the_architecture(trained):
                    for layer in pruned.layers)
     # The input model is untouched.
     assert weight_sparsity(model) < 0.01
+
+
+def test_keep_dense_leaves_named_layers_unpruned(trained):
+    model, train, _, _ = trained
+    pruned = prune(model, train, target_sparsity=0.6, epochs=1,
+                   keep_dense=["stem"], verbose=0)
+    stem = pruned.get_layer("stem").get_weights()[0]
+    hidden = pruned.get_layer("hidden").get_weights()[0]
+    assert np.mean(stem == 0) < 0.01
+    assert np.mean(hidden == 0) == pytest.approx(0.6, abs=0.02)
+
+
+def test_keep_dense_names_must_exist(trained):
+    model, train, _, _ = trained
+    with pytest.raises(ValueError, match="keep_dense.*'nope'"):
+        prune(model, train, keep_dense=("nope",), verbose=0)
 
 
 def test_m_by_n_structured_sparsity(trained):

@@ -46,7 +46,7 @@ def prune(
     block_size=None,
     m_by_n=None,
     keep_dense=(),
-    learning_rate=1e-3,
+    learning_rate=3e-3,
     alpha=0.1,
     temperature=3.0,
     verbose=1,
@@ -81,7 +81,10 @@ def prune(
         keep_dense: names of layers to leave dense. A stem convolution on a
             one-channel image has only 9 weights per filter: pruning it
             costs far more accuracy than the few bytes it saves.
-        learning_rate: Adam learning rate of the fine-tuning.
+        learning_rate: Adam learning rate of the fine-tuning. On a 24k-
+            parameter Fashion-MNIST student (75%, 400 pruning + 200 QAT
+            steps), 3e-3 here and 5e-4 in `quantize` ended 1.8 pt above
+            1e-3 and 2e-4.
         alpha, temperature: distillation weights, as in `Distiller.compile`.
         verbose: show a progress bar.
 

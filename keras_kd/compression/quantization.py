@@ -19,7 +19,7 @@ def quantize(
     method="qat",
     preserve_sparsity=True,
     epochs=1,
-    learning_rate=2e-4,
+    learning_rate=5e-4,
     alpha=0.1,
     temperature=3.0,
     verbose=1,

@@ -1,0 +1,48 @@
+"""The reference architectures: parameter counts, stage names and sizes."""
+
+import keras
+import pytest
+
+from keras_kd.layer_taps import tap_model
+from keras_kd.models import cnn_student
+from keras_kd.models import resnet_teacher
+
+
+def test_main_job_student_is_a_tenth_of_the_teacher():
+    teacher = resnet_teacher()
+    student = cnn_student(widths=(16, 32, 40), convs_per_stage=(1, 2, 1),
+                          head="flatten")
+    assert teacher.count_params() == 309_418
+    # 144 + 4,608 + 9,216 + 11,520 conv weights, 2 × (16 + 32 + 32 + 40)
+    # BN scales/offsets + 2 × 120 moving statistics, 360 × 10 + 10 logits.
+    assert student.count_params() == 29_578
+    assert student.count_params() <= teacher.count_params() / 10
+
+
+def test_stage_outputs_match_the_teacher_resolutions():
+    student = cnn_student(widths=(8, 8, 8), convs_per_stage=2)
+    teacher = resnet_teacher(widths=(8, 8, 8))
+    names = [f"stage{i}_out" for i in (1, 2, 3)]
+    x = keras.random.normal((2, 28, 28, 1))
+    for model in (student, teacher):
+        shapes = [tuple(f.shape[1:3]) for f in tap_model(model, names)(x)[1:]]
+        assert shapes == [(28, 28), (14, 14), (7, 7)]
+    convs = [layer.name for layer in student.layers
+             if isinstance(layer, keras.layers.Conv2D)]
+    assert convs == ["stage1_1_conv", "stage1_conv", "stage2_1_conv",
+                     "stage2_conv", "stage3_1_conv", "stage3_conv"]
+
+
+def test_flatten_head_keeps_a_three_by_three_layout():
+    student = cnn_student(widths=(4, 4, 6), head="flatten")
+    assert student.get_layer("flatten").output.shape[-1] == 3 * 3 * 6
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    ({"convs_per_stage": (1, 2)}, "convs_per_stage"),
+    ({"convs_per_stage": 0}, "convs_per_stage"),
+    ({"head": "max"}, "head='max'"),
+])
+def test_bad_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        cnn_student(**kwargs)
