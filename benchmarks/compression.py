@@ -224,7 +224,7 @@ def main():
 
 
 def print_layer_figures():
-    print("4. LiteRT latency layer by layer (float32 ms / int8 ms):")
+    print("4b. LiteRT latency layer by layer (float32 ms / int8 ms):")
     for name, f32_ms, int8_ms in layer_latencies():
         print(f"   {name:28s} {f32_ms:.4f} / {int8_ms:.4f} "
               f"({int8_ms / f32_ms:.2f}x)")
