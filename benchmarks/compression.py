@@ -34,6 +34,9 @@ import numpy as np  # noqa: E402
 
 import keras_kd  # noqa: E402
 from keras_kd import compression  # noqa: E402
+from keras_kd.compression.tflite_eval import _latency_p50  # noqa: E402
+from keras_kd.compression.tflite_eval import _litert  # noqa: E402
+from keras_kd.compression.tflite_eval import read_tflite  # noqa: E402
 from keras_kd.models import cnn_student  # noqa: E402
 
 TEACHER = "saved_models/fashion_mnist/teacher.keras"
@@ -76,20 +79,15 @@ def parity_battery():
     return results
 
 
-def _latency_ms(path, runs=500):
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(path)
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
-    interpreter.set_tensor(detail["index"],
-                           np.zeros(detail["shape"], detail["dtype"]))
-    times = []
-    for _ in range(runs):
-        start = time.perf_counter()
-        interpreter.invoke()
-        times.append(time.perf_counter() - start)
-    return 1000 * float(np.median(times[runs // 5:]))
+def _latency_ms(path):
+    """LiteRT p50 per example, timed as `evaluate_tflite` times it."""
+    litert, _ = _litert()
+    data = read_tflite(path)
+    shape = litert.Interpreter(model_content=data).get_input_details()[0][
+        "shape"][1:]
+    examples = list(np.random.default_rng(0).uniform(
+        0, 1, (300,) + tuple(shape)).astype("float32"))
+    return _latency_p50(litert, data, examples)
 
 
 def _float_and_int8(model, out_dir, name):
