@@ -118,6 +118,32 @@ def test_int8_model_has_int8_input_and_output(trained, tmp_path):
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
 
 
+def test_per_tensor_int8_has_one_scale_per_tensor(trained, tmp_path):
+    from ai_edge_litert.interpreter import Interpreter
+
+    model, train, test, keras_accuracy = trained
+
+    def scale_counts(path):
+        details = Interpreter(model_path=path).get_tensor_details()
+        return [len(d["quantization_parameters"]["scales"]) for d in details]
+
+    paths = {}
+    for per_channel in (True, False):
+        paths[per_channel] = export_tflite(
+            model, str(tmp_path / f"per_channel_{per_channel}.tflite"),
+            quantization="int8", representative_data=train,
+            per_channel=per_channel)
+    assert max(scale_counts(paths[True])) >= 16  # per output channel
+    assert max(scale_counts(paths[False])) == 1
+    assert (os.path.getsize(paths[False])
+            < os.path.getsize(paths[True]) - 16 * 12)
+    results = evaluate_tflite(paths[False], test)
+    assert results["accuracy"] == pytest.approx(keras_accuracy, abs=0.03)
+    with pytest.raises(TypeError, match="per_channel=.no."):
+        export_tflite(model, str(tmp_path / "x.tflite"), per_channel="no")
+    assert not os.path.exists(tmp_path / "x.tflite")
+
+
 def test_pruned_qat_int8_keeps_zeros_in_the_file(trained, tmp_path):
     model, train, test, keras_accuracy = trained
     pruned = prune(model, train, teacher=model, target_sparsity=0.75,

@@ -65,7 +65,7 @@ def _shape_matches(actual, expected):
 
 
 def export_tflite(model, path, *, quantization=None,
-                  representative_data=None):
+                  representative_data=None, per_channel=True):
     """Converts `model` to a `.tflite` file at `path` (written atomically).
 
     The model's inference call (`training=False`, dynamic batch dimension)
@@ -82,6 +82,13 @@ def export_tflite(model, path, *, quantization=None,
         representative_data: calibration inputs for `"int8"` (a dataset of
             input or `(x, y)` batches, or a NumPy array). The first 200
             examples are used.
+        per_channel: with `"int8"`/`"dynamic"`, one scale per output channel
+            of each kernel (the default, the most accurate). `False` gives one
+            scale per tensor: about 12 bytes less per channel (a float32
+            scale and an int64 zero point, for kernel and bias), which is
+            ~9% of a 25k-parameter int8 file, at some accuracy risk. It
+            applies to post-training quantization only: a QAT model keeps
+            the scales it was trained with.
 
     Returns:
         `path`.
@@ -96,6 +103,10 @@ def export_tflite(model, path, *, quantization=None,
     ```
     """
     check_one_of("quantization", quantization, QUANTIZATIONS)
+    if not isinstance(per_channel, bool):
+        raise TypeError(
+            f"`per_channel` must be True or False. Received: "
+            f"per_channel={per_channel!r}")
     path = str(path)
     check_writable_folder(path, "path")
     input_shape = _input_shape(model)
@@ -112,6 +123,8 @@ def export_tflite(model, path, *, quantization=None,
     with tempfile.TemporaryDirectory() as saved_model_dir:
         _save_inference_graph(model, input_shape, saved_model_dir)
         converter = tf.lite.TFLiteConverter.from_saved_model(saved_model_dir)
+        # One scale per tensor (the converter has no public switch).
+        converter._experimental_disable_per_channel = not per_channel
         flatbuffer = _convert(converter, quantization, samples)
     return write_bytes_atomic(path, flatbuffer)
 
