@@ -7,18 +7,22 @@
    trained here for `--epochs`) is exported as float32 and as dense int8
    (post-training), with per-channel scales (the default) and per-tensor
    scales. Targets: int8 within 0.3 pt of float; >= 3.5x smaller.
-3. The same student pruned to 75% + sparsity-preserving QAT int8, with
+3. The same student pruned to 75% (the stem and the classifier, 2-3% of the
+   weights, kept dense) + sparsity-preserving QAT int8, with
    distillation-aware fine-tuning (the shipped teacher when present, else
    the dense float student teaches its compressed self). Targets: within
    1.0 pt of the dense float student; gzip <= 1/8 of the float32 file.
 4. LiteRT p50 latency per example: int8 <= float32, for the student and
-   layer by layer (which layer makes int8 slower on this CPU).
+   layer by layer. The result depends on the CPU: with int8 dot-product
+   instructions (x86 VNNI, ARM dotprod) int8 wins; without them XNNPACK's
+   int8 convolutions are about as fast as float32 (the line names them).
 5. The int8/float32 size ratio against parameter count: a `.tflite` carries
    a few KB of fixed overhead (graph, per-channel scales and int64 zero
    points), so the ratio approaches 4 only for larger models.
 
 Usage:
     python benchmarks/compression.py [--epochs 4] [--prune-epochs 2]
+    python benchmarks/compression.py --widths 32,64,96   # a 76k student
 """
 
 import argparse
@@ -138,6 +142,18 @@ def size_ratios():
     return rows
 
 
+def cpu_features():
+    """Whether this CPU has int8 dot-product instructions (x86 VNNI)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = next((line.split(":", 1)[1].split() for line in f
+                          if line.startswith(("flags", "Features"))), [])
+    except OSError:
+        return "CPU flags unknown"
+    vnni = sorted(f for f in flags if "vnni" in f or f in ("asimddp",))
+    return "int8 dot-product: " + (", ".join(vnni) if vnni else "none")
+
+
 def verdict(ok):
     return "OK" if ok else "MISSED"
 
@@ -148,7 +164,11 @@ def main():
     parser.add_argument("--prune-epochs", type=int, default=2)
     parser.add_argument("--qat-epochs", type=int, default=1)
     parser.add_argument("--teacher", default=TEACHER)
-    parser.add_argument("--keep-dense", default="stage1_conv",
+    parser.add_argument("--sparsity", type=float, default=0.75,
+                        help="target sparsity of each pruned layer")
+    parser.add_argument("--widths", default="16,32,64",
+                        help="the student's stage widths (cnn_student)")
+    parser.add_argument("--keep-dense", default="stage1_conv,logits",
                         help="comma-separated layers left unpruned")
     parser.add_argument("--no-training", action="store_true",
                         help="only the figures that need no data: twin "
@@ -166,7 +186,7 @@ def main():
     train, _, test = keras_kd.datasets.load("fashion_mnist", batch_size=128,
                                             validation_split=0)
     keras.utils.set_random_seed(0)
-    student = cnn_student()
+    student = cnn_student(widths=tuple(map(int, args.widths.split(","))))
     steps = int(train.cardinality()) * args.epochs
     student.compile(
         optimizer=keras.optimizers.Adam(keras.optimizers.schedules.
@@ -187,7 +207,7 @@ def main():
 
     with tempfile.TemporaryDirectory() as out_dir:
         report = compression.compress(
-            student, train, teacher=teacher, val_data=test, sparsity=0.75,
+            student, train, teacher=teacher, val_data=test, sparsity=args.sparsity,
             out_dir=out_dir, prune_epochs=args.prune_epochs,
             qat_epochs=args.qat_epochs,
             keep_dense=tuple(filter(None, args.keep_dense.split(","))),
@@ -214,7 +234,8 @@ def main():
     print(f"   per-tensor scales (per_channel=False): accuracy "
           f"{d_tensor:+.2f} pt {verdict(d_tensor >= -0.3)}, "
           f"{shrink_tensor:.2f}x smaller {verdict(shrink_tensor >= 3.5)}")
-    print("3. 75% sparse + sparsity-preserving QAT int8, distillation-aware:")
+    print(f"3. {args.sparsity:.0%} sparse (layers not in --keep-dense) + "
+          "sparsity-preserving QAT int8, distillation-aware:")
     print(f"   accuracy {d_pruned:+.2f} pt vs dense float (target >= -1.0) "
           f"{verdict(d_pruned >= -1.0)}")
     print(f"   gzip {pruned['gzip_bytes'] / 1024:.1f} KB = "
@@ -222,7 +243,7 @@ def main():
           f"({f32['size_bytes'] / 1024:.1f} KB; target <= 1/8) "
           f"{verdict(gzip_ratio <= 1 / 8)}")
     print(f"   weight zeros read from the file: {pruned['sparsity']:.1%}")
-    print("4. LiteRT p50 latency per example:")
+    print(f"4. LiteRT p50 latency per example ({cpu_features()}):")
     print(f"   float32 {f32['latency_ms_p50']:.3f} ms, int8 "
           f"{int8['latency_ms_p50']:.3f} ms, pruned int8 "
           f"{pruned['latency_ms_p50']:.3f} ms (target int8 <= float32) "
