@@ -233,7 +233,8 @@ def write_report(results, rows, out_dir):
         f"**{100 * gain:+.2f} pt** "
         f"(student has {results['student_params']:,} parameters, "
         f"{results['student_params'] / results['teacher_params']:.1%} of "
-        "the teacher's).",
+        "the teacher's). One seed: seeds differ by a few tenths of a "
+        "point; `benchmarks/distillation_seeds.py` measures the mean gain.",
         f"- int8 `.tflite` vs float distilled student: "
         f"{100 * (results['tflite_int8_accuracy'] - results['student_distilled_accuracy']):+.2f} pt; "  # noqa: E501
         f"pruned int8: "
