@@ -70,6 +70,10 @@ def main():
     parser.add_argument("--checkpoint", default=None,
                         help="where to keep the best epoch's weights "
                              "(.weights.h5); a temporary file by default")
+    parser.add_argument("--no-augment", action="store_true",
+                        help="train on the images as they are (for a last "
+                             "low-rate cycle: the augmented teacher fits "
+                             "only ~95%% of the plain training images)")
     parser.add_argument("--quick", action="store_true",
                         help="one epoch on 20 batches: a smoke run")
     args = parser.parse_args()
@@ -78,7 +82,8 @@ def main():
 
     train, val, test = keras_kd.datasets.load(
         "fashion_mnist", batch_size=CONFIG["batch_size"],
-        validation_split=CONFIG["validation_split"], augment=True,
+        validation_split=CONFIG["validation_split"],
+        augment=not args.no_augment,
         data_dir=args.data_dir)
     epochs = args.epochs
     if args.quick:
@@ -94,7 +99,8 @@ def main():
             previous = json.load(f)
         history = previous.get("resumed_from", []) + [
             {k: previous[k] for k in ("epochs", "test_accuracy")}
-            | {"learning_rate": previous["config"]["learning_rate"]}]
+            | {"learning_rate": previous["config"]["learning_rate"],
+               "augment": previous["config"].get("augment", True)}]
     schedule = keras.optimizers.schedules.CosineDecay(
         args.learning_rate, decay_steps=steps)
     teacher.compile(
@@ -127,7 +133,8 @@ def main():
         "quick": args.quick,
         "config": {k: list(v) if isinstance(v, tuple) else v
                    for k, v in CONFIG.items()}
-        | {"learning_rate": args.learning_rate, "epochs": epochs},
+        | {"learning_rate": args.learning_rate, "epochs": epochs,
+           "augment": not args.no_augment},
         "resumed_from": history,
         "made_by": "examples/train_teacher.py",
     }

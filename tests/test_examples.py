@@ -48,6 +48,26 @@ def tiny_teacher(tmp_path_factory, fashion_fixture):
 
 
 @pytest.mark.slow
+def test_teacher_resumes_without_augmentation(tmp_path, fashion_fixture,
+                                              tiny_teacher):
+    path = tmp_path / "teacher2.keras"
+    result = run_example("train_teacher.py", "--quick", "--resume",
+                         str(tiny_teacher), "--no-augment",
+                         "--learning-rate", "1e-4", "--output", str(path),
+                         "--data-dir", str(fashion_fixture))
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["config"]["augment"] is False
+    assert record["config"]["learning_rate"] == 1e-4
+    previous = json.loads(tiny_teacher.with_suffix(".json").read_text())
+    assert record["resumed_from"] == [{
+        "epochs": previous["epochs"],
+        "test_accuracy": previous["test_accuracy"],
+        "learning_rate": previous["config"]["learning_rate"],
+        "augment": True}]
+
+
+@pytest.mark.slow
 def test_main_job_quick_writes_every_artifact(tmp_path, fashion_fixture,
                                               tiny_teacher):
     out_dir = tmp_path / "out"
