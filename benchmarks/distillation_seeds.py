@@ -36,15 +36,11 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(ROOT, "examples"))
 from fashion_mnist_distill import CONFIG  # noqa: E402
 from fashion_mnist_distill import accuracy  # noqa: E402
+from fashion_mnist_distill import cosine_adam  # noqa: E402
 from fashion_mnist_distill import load_teacher  # noqa: E402
 from fashion_mnist_distill import make_student  # noqa: E402
 
 TEACHER = os.path.join(ROOT, "saved_models", "fashion_mnist", "teacher.keras")
-
-
-def cosine_adam(learning_rate, steps):
-    return keras.optimizers.Adam(
-        keras.optimizers.schedules.CosineDecay(learning_rate, steps))
 
 
 def train_pair(seed, teacher, x_train, y_train, offline, test, args):
@@ -57,7 +53,7 @@ def train_pair(seed, teacher, x_train, y_train, offline, test, args):
     alone = make_student()
     alone.set_weights(init)
     alone.compile(
-        optimizer=cosine_adam(CONFIG["learning_rate"], steps),
+        optimizer=cosine_adam(steps),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     alone.fit(tf.data.Dataset.from_tensor_slices((x_train, y_train))
               .shuffle(20000, seed=seed).batch(batch_size).prefetch(8),
@@ -67,7 +63,7 @@ def train_pair(seed, teacher, x_train, y_train, offline, test, args):
     student.set_weights(init)
     distiller = keras_kd.Distiller(teacher, student,
                                    attention_pairs=CONFIG["attention_pairs"])
-    distiller.compile(optimizer=cosine_adam(CONFIG["learning_rate"], steps),
+    distiller.compile(optimizer=cosine_adam(steps),
                       alpha=args.alpha, temperature=args.temperature,
                       attention_weight=args.attention_weight)
     distiller.fit(offline.shuffle(20000, seed=seed).batch(batch_size)
