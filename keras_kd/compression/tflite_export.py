@@ -86,9 +86,9 @@ def export_tflite(model, path, *, quantization=None,
             of each kernel (the default, the most accurate). `False` gives one
             scale per tensor: about 12 bytes less per channel (a float32
             scale and an int64 zero point, for kernel and bias), which is
-            ~9% of a 25k-parameter int8 file, at some accuracy risk. It
-            applies to post-training quantization only: a QAT model keeps
-            the scales it was trained with.
+            ~9% of a 25k-parameter int8 file, at some accuracy risk. Meant
+            for post-training quantization; a QAT model carries its own
+            quantization parameters.
 
     Returns:
         `path`.
