@@ -17,7 +17,7 @@
 4. LiteRT p50 latency per example: int8 <= float32, for the student and
    layer by layer. The result depends on the CPU: with int8 dot-product
    instructions (x86 VNNI, ARM dotprod) int8 wins; without them XNNPACK's
-   int8 convolutions are about as fast as float32 (the line names them).
+   int8 convolutions are no faster than float32 (the line names them).
 5. The int8/float32 size ratio against parameter count: a `.tflite` carries
    a few KB of fixed overhead (graph, per-channel scales and int64 zero
    points), so the ratio approaches 4 only for larger models.

@@ -8,9 +8,10 @@ Description: A small ResNet with augmentation and a cosine schedule; writes
 1. Loads Fashion-MNIST with `keras_kd.datasets.load` (offline from Debian's
    `dataset-fashion-mnist` when TFDS cannot download), holding out 5,000
    training images for validation.
-2. Trains `keras_kd.models.resnet_teacher()` with random crops and flips,
-   AdamW and a cosine learning-rate decay, keeping the weights of the best
-   validation epoch.
+2. Trains `keras_kd.models.resnet_teacher()` with random crops and flips
+   (`--no-augment`: on the plain images, for a last low-rate cycle), AdamW
+   and a cosine learning-rate decay, keeping the weights of the best
+   validation epoch. `--resume` starts a new cycle from a saved teacher.
 3. Evaluates on the 10,000 test images and writes the model (atomically)
    plus `teacher.json` with its accuracy, parameters and training settings.
 
