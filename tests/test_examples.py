@@ -90,7 +90,35 @@ def test_main_job_quick_writes_every_artifact(tmp_path, fashion_fixture,
     for png in ("accuracy_vs_size.png", "attention_maps.png"):
         assert (out_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| model | test accuracy |" in result.stdout
-    assert "| model | test accuracy |" in (out_dir / "report.md").read_text()
+    report = (out_dir / "report.md").read_text()
+    assert "| model | test accuracy |" in report
+    # Every target is judged in the report, in results.json and on stdout.
+    assert len(results["targets"]) == 5
+    for row in results["targets"]:
+        assert f"| {row['target']} | {row['measured']} |" in report
+        assert f"| {row['target']} |" in result.stdout
+
+
+def test_main_job_targets_are_judged_against_the_measured_figures():
+    sys.path.insert(0, os.path.join(ROOT, "examples"))
+    try:
+        from fashion_mnist_distill import check_targets
+    finally:
+        sys.path.remove(os.path.join(ROOT, "examples"))
+    results = {"student_distilled_accuracy": 0.9183,
+               "student_scratch_accuracy": 0.9148,
+               "student_params": 29578, "teacher_params": 309418,
+               "tflite_int8_accuracy": 0.9170,
+               "tflite_pruned_int8_accuracy": 0.9032}
+    rows = check_targets(results)
+    assert [measured for _, measured, _ in rows] == [
+        "91.83%", "+0.35 pt (one seed)", "9.6%", "-0.13 pt", "-1.51 pt"]
+    assert [met for _, _, met in rows] == [False, False, True, True, False]
+    results.update(student_distilled_accuracy=0.9260,
+                   tflite_pruned_int8_accuracy=0.9111,
+                   student_params=33000)  # 1/9.4 of the teacher: too big
+    assert [met for _, _, met in check_targets(results)] == [
+        True, True, False, True, True]
 
 
 def test_main_job_without_teacher_says_how_to_make_one(tmp_path):
