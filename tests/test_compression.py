@@ -118,15 +118,16 @@ def test_int8_model_has_int8_input_and_output(trained, tmp_path):
     assert interpreter.get_output_details()[0]["dtype"] == np.int8
 
 
-def test_per_tensor_int8_has_one_scale_per_tensor(trained, tmp_path):
+def scale_counts(path):
+    """Number of quantization scales of each tensor of a `.tflite` file."""
     from ai_edge_litert.interpreter import Interpreter
 
+    details = Interpreter(model_path=path).get_tensor_details()
+    return [len(d["quantization_parameters"]["scales"]) for d in details]
+
+
+def test_per_tensor_int8_has_one_scale_per_tensor(trained, tmp_path):
     model, train, test, keras_accuracy = trained
-
-    def scale_counts(path):
-        details = Interpreter(model_path=path).get_tensor_details()
-        return [len(d["quantization_parameters"]["scales"]) for d in details]
-
     paths = {}
     for per_channel in (True, False):
         paths[per_channel] = export_tflite(
@@ -176,6 +177,20 @@ def test_compress_writes_files_and_report(trained, tmp_path):
     assert saved["float32"]["sparsity"] < 0.05
     markdown = (out_dir / "compression.md").read_text()
     assert "student_pruned_int8.tflite" in markdown and "|" in markdown
+
+
+def test_compress_per_tensor(trained, tmp_path):
+    model, train, test, _ = trained
+    with pytest.raises(TypeError, match="per_channel=1"):
+        compress(model, train, per_channel=1, out_dir=str(tmp_path / "bad"))
+    assert not os.path.exists(tmp_path / "bad")
+    out_dir = tmp_path / "out"
+    compress(model, train, val_data=test, sparsity=0.5, out_dir=str(out_dir),
+             prune_epochs=1, qat_epochs=1, per_channel=False, verbose=0)
+    # The post-training quantized file: one scale per tensor.
+    assert max(scale_counts(str(out_dir / "student_int8.tflite"))) == 1
+    # The QAT file keeps TF-MOT's per-channel kernel scales.
+    assert max(scale_counts(str(out_dir / "student_pruned_int8.tflite"))) > 1
 
 
 @pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, "half"])

@@ -24,6 +24,7 @@ def compress(
     prune_epochs=2,
     qat_epochs=1,
     keep_dense=(),
+    per_channel=True,
     verbose=1,
 ):
     """The one-call path from a trained student to phone-ready files.
@@ -50,6 +51,10 @@ def compress(
         out_dir: output folder (created if its parent exists).
         prune_epochs, qat_epochs: fine-tuning epochs.
         keep_dense: names of layers `prune` leaves dense (see `prune`).
+        per_channel: `False` gives the dense post-training quantized file
+            one scale per tensor (smaller; see `export_tflite`). The pruned
+            `"int8"` file comes from quantization-aware training, whose
+            per-channel kernel scales it keeps either way.
         verbose: progress bars.
 
     Returns:
@@ -66,6 +71,9 @@ def compress(
     """
     sparsity = _check_sparsity(sparsity, "sparsity")
     check_one_of("quantization", quantization, ("int8", "dynamic", "float16"))
+    if not isinstance(per_channel, bool):
+        raise TypeError("`per_channel` must be True or False. Received: "
+                        f"per_channel={per_channel!r}")
     out_dir = _prepare_out_dir(out_dir)
     val_data = train_data if val_data is None else val_data
     files = {
@@ -78,7 +86,7 @@ def compress(
 
     export_tflite(student, files["float32"])
     export_tflite(student, files[quantization], quantization=quantization,
-                  representative_data=representative)
+                  representative_data=representative, per_channel=per_channel)
     pruned = prune(student, train_data, teacher=teacher,
                    target_sparsity=sparsity, epochs=prune_epochs,
                    keep_dense=keep_dense,
@@ -88,7 +96,9 @@ def compress(
                           epochs=qat_epochs, verbose=verbose)
     export_tflite(pruned, files[f"pruned_{quantization}"],
                   quantization=quantization,
-                  representative_data=representative)
+                  representative_data=representative,
+                  # a QAT model carries its own (per-channel) quantizers
+                  per_channel=per_channel or quantization == "int8")
 
     report = {
         name: {"file": os.path.basename(path),
