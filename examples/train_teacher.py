@@ -75,6 +75,9 @@ def main():
                         help="train on the images as they are (for a last "
                              "low-rate cycle: the augmented teacher fits "
                              "only ~95%% of the plain training images)")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="seed of the initial weights and the shuffling "
+                             "(a second teacher for an ensemble)")
     parser.add_argument("--quick", action="store_true",
                         help="one epoch on 20 batches: a smoke run")
     args = parser.parse_args()
@@ -91,7 +94,7 @@ def main():
         train, val, epochs = train.take(20), val.take(5), 1
     steps = int(train.cardinality()) * epochs
 
-    keras.utils.set_random_seed(0)
+    keras.utils.set_random_seed(args.seed)
     teacher = build_teacher()
     history = []
     if args.resume:
@@ -135,7 +138,7 @@ def main():
         "config": {k: list(v) if isinstance(v, tuple) else v
                    for k, v in CONFIG.items()}
         | {"learning_rate": args.learning_rate, "epochs": epochs,
-           "augment": not args.no_augment},
+           "augment": not args.no_augment, "seed": args.seed},
         "resumed_from": history,
         "made_by": "examples/train_teacher.py",
     }

@@ -54,10 +54,11 @@ def test_teacher_resumes_without_augmentation(tmp_path, fashion_fixture,
     result = run_example("train_teacher.py", "--quick", "--resume",
                          str(tiny_teacher), "--no-augment",
                          "--learning-rate", "1e-4", "--output", str(path),
-                         "--data-dir", str(fashion_fixture))
+                         "--data-dir", str(fashion_fixture), "--seed", "3")
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads(path.with_suffix(".json").read_text())
     assert record["config"]["augment"] is False
+    assert record["config"]["seed"] == 3
     assert record["config"]["learning_rate"] == 1e-4
     previous = json.loads(tiny_teacher.with_suffix(".json").read_text())
     assert record["resumed_from"] == [{
