@@ -9,6 +9,7 @@ from keras_kd.compression.quantization import quantize
 from keras_kd.compression.tflite_eval import evaluate_tflite
 from keras_kd.compression.tflite_export import export_tflite
 from keras_kd.utils.io import write_text_atomic
+from keras_kd.utils.validation import check_bool
 from keras_kd.utils.validation import check_one_of
 
 
@@ -71,9 +72,7 @@ def compress(
     """
     sparsity = _check_sparsity(sparsity, "sparsity")
     check_one_of("quantization", quantization, ("int8", "dynamic", "float16"))
-    if not isinstance(per_channel, bool):
-        raise TypeError("`per_channel` must be True or False. Received: "
-                        f"per_channel={per_channel!r}")
+    check_bool("per_channel", per_channel)
     out_dir = _prepare_out_dir(out_dir)
     val_data = train_data if val_data is None else val_data
     files = {

@@ -8,6 +8,7 @@ import tensorflow as tf
 
 from keras_kd.utils.io import check_writable_folder
 from keras_kd.utils.io import write_bytes_atomic
+from keras_kd.utils.validation import check_bool
 from keras_kd.utils.validation import check_one_of
 
 QUANTIZATIONS = (None, "dynamic", "float16", "int8")
@@ -103,10 +104,7 @@ def export_tflite(model, path, *, quantization=None,
     ```
     """
     check_one_of("quantization", quantization, QUANTIZATIONS)
-    if not isinstance(per_channel, bool):
-        raise TypeError(
-            f"`per_channel` must be True or False. Received: "
-            f"per_channel={per_channel!r}")
+    check_bool("per_channel", per_channel)
     path = str(path)
     check_writable_folder(path, "path")
     input_shape = _input_shape(model)

@@ -55,3 +55,13 @@ def check_one_of(name, value, allowed):
             f"Received: {name}={value!r}"
         )
     return value
+
+
+def check_bool(name, value):
+    """Returns `value`; raises unless it is `True` or `False`."""
+    if not isinstance(value, bool):
+        raise TypeError(
+            f"Argument `{name}` must be True or False. "
+            f"Received: {name}={value!r}"
+        )
+    return value
