@@ -274,8 +274,9 @@ def write_report(results, rows, out_dir):
         "",
         "| target | measured | |",
         "|---|---:|---|",
-        *(f"| {target} | {measured} | {'met' if met else '**missed**'} |"
-          for target, measured, met in check_targets(results)),
+        *(f"| {row['target']} | {row['measured']} | "
+          f"{'met' if row['met'] else '**missed**'} |"
+          for row in results["targets"]),
     ]
     lines += [""] + targets + [
         "",
