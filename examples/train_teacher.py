@@ -11,7 +11,12 @@ Description: A small ResNet with augmentation and a cosine schedule; writes
 2. Trains `keras_kd.models.resnet_teacher()` with random crops and flips
    (`--no-augment`: on the plain images, for a last low-rate cycle), AdamW
    and a cosine learning-rate decay, keeping the weights of the best
-   validation epoch. `--resume` starts a new cycle from a saved teacher.
+   validation epoch. `--resume` starts a new cycle from a saved teacher;
+   with a larger `--blocks-per-stage` than it has, the new blocks start as
+   identities (`keras_kd.models.deepen_resnet`), so the deeper teacher
+   starts at the saved one's accuracy. `--mixed-precision` trains in
+   bfloat16 (about 2x faster on CPUs with AVX512-BF16); the saved teacher
+   is float32 either way.
 3. Evaluates on the 10,000 test images and writes the model (atomically)
    plus `teacher.json` with its accuracy, parameters and training settings.
 
@@ -31,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 import keras_kd  # noqa: E402
+from keras_kd.models import deepen_resnet  # noqa: E402
 from keras_kd.models import resnet_teacher  # noqa: E402
 from keras_kd.utils.io import atomic_path  # noqa: E402
 from keras_kd.utils.io import write_text_atomic  # noqa: E402
@@ -51,9 +57,31 @@ CONFIG = {
 OUTPUT = "saved_models/fashion_mnist/teacher.keras"
 
 
-def build_teacher():
+def build_teacher(blocks_per_stage):
     return resnet_teacher(widths=CONFIG["widths"],
-                          blocks_per_stage=CONFIG["blocks_per_stage"])
+                          blocks_per_stage=blocks_per_stage)
+
+
+def blocks_of(teacher):
+    return sum(1 for layer in teacher.layers
+               if layer.name.startswith("stage1_block")
+               and layer.name.endswith("_out"))
+
+
+def float32_copy(teacher, blocks_per_stage):
+    """The teacher under the float32 policy, the one that is saved.
+
+    It shares the trained teacher's optimizer, whose variables have the same
+    shapes, so the saved file holds the optimizer state as it always did.
+    """
+    keras.mixed_precision.set_global_policy("float32")
+    copy = build_teacher(blocks_per_stage)
+    copy.set_weights(teacher.get_weights())
+    copy.compile(
+        optimizer=teacher.optimizer,
+        loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+        metrics=["accuracy"])
+    return copy
 
 
 def main():
@@ -78,6 +106,14 @@ def main():
     parser.add_argument("--seed", type=int, default=0,
                         help="seed of the initial weights and the shuffling "
                              "(a second teacher for an ensemble)")
+    parser.add_argument("--blocks-per-stage", type=int,
+                        default=CONFIG["blocks_per_stage"],
+                        help="residual blocks per stage; with --resume "
+                             "from a teacher with fewer, its blocks are "
+                             "kept and the new ones start as identities")
+    parser.add_argument("--mixed-precision", action="store_true",
+                        help="train in bfloat16 (mixed_bfloat16 policy); "
+                             "the saved teacher is float32")
     parser.add_argument("--quick", action="store_true",
                         help="one epoch on 20 batches: a smoke run")
     args = parser.parse_args()
@@ -94,17 +130,31 @@ def main():
         train, val, epochs = train.take(20), val.take(5), 1
     steps = int(train.cardinality()) * epochs
 
+    if args.blocks_per_stage < 1:
+        parser.error("argument --blocks-per-stage: must be at least 1, "
+                     f"got {args.blocks_per_stage}")
+    if args.mixed_precision:
+        keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(args.seed)
-    teacher = build_teacher()
+    teacher = build_teacher(args.blocks_per_stage)
     history = []
     if args.resume:
-        teacher.load_weights(args.resume)
+        resumed = keras.models.load_model(args.resume)
+        if blocks_of(resumed) < args.blocks_per_stage:
+            resumed = deepen_resnet(resumed, args.blocks_per_stage)
+        elif blocks_of(resumed) > args.blocks_per_stage:
+            parser.error(f"argument --blocks-per-stage: {args.resume} has "
+                         f"{blocks_of(resumed)} blocks per stage, more than "
+                         f"{args.blocks_per_stage}")
+        teacher.set_weights(resumed.get_weights())
         with open(os.path.splitext(args.resume)[0] + ".json") as f:
             previous = json.load(f)
         history = previous.get("resumed_from", []) + [
             {k: previous[k] for k in ("epochs", "test_accuracy")}
             | {"learning_rate": previous["config"]["learning_rate"],
-               "augment": previous["config"].get("augment", True)}]
+               "augment": previous["config"].get("augment", True),
+               "blocks_per_stage": previous["config"].get(
+                   "blocks_per_stage", 1)}]
     schedule = keras.optimizers.schedules.CosineDecay(
         args.learning_rate, decay_steps=steps)
     teacher.compile(
@@ -121,6 +171,7 @@ def main():
                         save_weights_only=True)])
         teacher.load_weights(best)
     minutes = (time.time() - start) / 60
+    teacher = float32_copy(teacher, args.blocks_per_stage)
     _, test_accuracy = teacher.evaluate(test, verbose=0)
     print(f"\nTeacher: {teacher.count_params():,} parameters, test accuracy "
           f"{100 * test_accuracy:.2f}% after {epochs} epochs "
@@ -138,7 +189,9 @@ def main():
         "config": {k: list(v) if isinstance(v, tuple) else v
                    for k, v in CONFIG.items()}
         | {"learning_rate": args.learning_rate, "epochs": epochs,
-           "augment": not args.no_augment, "seed": args.seed},
+           "augment": not args.no_augment, "seed": args.seed,
+           "blocks_per_stage": args.blocks_per_stage,
+           "mixed_precision": args.mixed_precision},
         "resumed_from": history,
         "made_by": "examples/train_teacher.py",
     }

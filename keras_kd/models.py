@@ -5,6 +5,7 @@ stable names (`stage1_out`, `stage2_out`, ...) for attention pairs.
 """
 
 import keras
+import numpy as np
 
 
 def _conv_bn_relu(x, filters, name, strides=1):
@@ -57,6 +58,66 @@ def resnet_teacher(input_shape=(28, 28, 1), num_classes=10,
     x = keras.layers.Dropout(dropout, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
+
+
+def deepen_resnet(teacher, blocks_per_stage):
+    """A deeper `resnet_teacher` that computes exactly what `teacher` does.
+
+    Copies every layer of `teacher` by name into a `resnet_teacher` with
+    more residual blocks per stage, and starts each new block with the
+    scale and offset of its last BatchNormalization at zero, so the block
+    adds nothing and its ReLU passes the (already non-negative) input
+    through: the logits are unchanged until training moves the new blocks
+    (Net2DeeperNet, Chen et al., 2016; zero-initialised residual branches,
+    Goyal et al., 2017). Training then starts from the teacher's accuracy
+    with twice the capacity instead of from scratch.
+
+    Args:
+        teacher: a model built by `resnet_teacher` (any widths).
+        blocks_per_stage: blocks per stage of the result, more than the
+            teacher has.
+
+    Example:
+
+    ```python
+    teacher = keras.models.load_model("teacher.keras")
+    deeper = keras_kd.models.deepen_resnet(teacher, blocks_per_stage=2)
+    # deeper.predict(x) == teacher.predict(x); now train `deeper`.
+    ```
+    """
+    names = [layer.name for layer in teacher.layers]
+    widths = []
+    while f"stage{len(widths) + 1}_out" in names:
+        widths.append(
+            teacher.get_layer(f"stage{len(widths) + 1}_out").output.shape[-1])
+    blocks = sum(1 for name in names
+                 if name.startswith("stage1_block") and name.endswith("_out"))
+    if not (widths and blocks and "stem_conv" in names
+            and "logits" in names):
+        raise ValueError(
+            "Argument `teacher` must be a model built by `resnet_teacher` "
+            "(layers `stem_conv`, `stage1_block0_out`, ..., `logits`). "
+            f"Received: model '{teacher.name}' with layers {names[:6]}...")
+    if (isinstance(blocks_per_stage, bool)
+            or not isinstance(blocks_per_stage, int)
+            or blocks_per_stage <= blocks):
+        raise ValueError(
+            "Argument `blocks_per_stage` must be an int larger than the "
+            f"teacher's {blocks} blocks per stage. Received: "
+            f"blocks_per_stage={blocks_per_stage!r}")
+    deeper = resnet_teacher(
+        input_shape=tuple(teacher.input_shape[1:]),
+        num_classes=teacher.get_layer("logits").units,
+        widths=tuple(widths), blocks_per_stage=blocks_per_stage,
+        dropout=teacher.get_layer("dropout").rate, name=teacher.name)
+    for layer in deeper.layers:
+        if layer.name in names:
+            layer.set_weights(teacher.get_layer(layer.name).get_weights())
+        elif layer.name.endswith("_b_bn"):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([np.zeros_like(gamma), np.zeros_like(beta),
+                               mean, variance])
+    return deeper
 
 
 def cnn_student(input_shape=(28, 28, 1), num_classes=10,

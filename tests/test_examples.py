@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -65,7 +66,46 @@ def test_teacher_resumes_without_augmentation(tmp_path, fashion_fixture,
         "epochs": previous["epochs"],
         "test_accuracy": previous["test_accuracy"],
         "learning_rate": previous["config"]["learning_rate"],
-        "augment": True}]
+        "augment": True, "blocks_per_stage": 1}]
+
+
+@pytest.mark.slow
+def test_teacher_deepens_and_trains_in_bfloat16(tmp_path, fashion_fixture,
+                                                tiny_teacher):
+    import keras
+
+    from keras_kd.models import resnet_teacher
+
+    path = tmp_path / "deeper.keras"
+    result = run_example("train_teacher.py", "--quick", "--resume",
+                         str(tiny_teacher), "--blocks-per-stage", "2",
+                         "--mixed-precision", "--output", str(path),
+                         "--data-dir", str(fashion_fixture))
+    assert result.returncode == 0, result.stderr[-3000:]
+    record = json.loads(path.with_suffix(".json").read_text())
+    assert record["config"]["blocks_per_stage"] == 2
+    assert record["config"]["mixed_precision"] is True
+    assert record["resumed_from"][-1]["blocks_per_stage"] == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        deeper = keras.models.load_model(path)
+    # The optimizer state was saved with the float32 copy, and loads.
+    assert not [w for w in caught if "Skipping variable" in str(w.message)]
+    assert deeper.count_params() == resnet_teacher(
+        blocks_per_stage=2).count_params() == record["parameters"]
+    assert "stage3_block1_out" in [layer.name for layer in deeper.layers]
+    # Trained in bfloat16, saved in float32.
+    assert {layer.dtype_policy.name for layer in deeper.layers} == {
+        "float32"}
+
+    result = run_example("train_teacher.py", "--quick", "--resume",
+                         str(path), "--blocks-per-stage", "1",
+                         "--output", str(tmp_path / "shallower.keras"),
+                         "--data-dir", str(fashion_fixture))
+    assert result.returncode == 2
+    assert "--blocks-per-stage: " in result.stderr
+    assert "has 2 blocks per stage, more than 1" in result.stderr
+    assert not (tmp_path / "shallower.keras").exists()
 
 
 @pytest.mark.slow

@@ -1,10 +1,12 @@
 """The reference architectures: parameter counts, stage names and sizes."""
 
 import keras
+import numpy as np
 import pytest
 
 from keras_kd.layer_taps import tap_model
 from keras_kd.models import cnn_student
+from keras_kd.models import deepen_resnet
 from keras_kd.models import resnet_teacher
 
 
@@ -46,3 +48,38 @@ def test_flatten_head_keeps_a_three_by_three_layout():
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         cnn_student(**kwargs)
+
+
+def test_deepen_resnet_keeps_the_teachers_function():
+    keras.utils.set_random_seed(0)
+    teacher = resnet_teacher(widths=(8, 12, 16))
+    # Non-trivial BatchNorm statistics, so that a wrong copy would show.
+    for layer in teacher.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([gamma * 1.5, beta + 0.1, mean + 0.2,
+                               variance * 2.0])
+    deeper = deepen_resnet(teacher, blocks_per_stage=2)
+    x = np.random.RandomState(0).rand(4, 28, 28, 1).astype("float32")
+    np.testing.assert_allclose(deeper(x, training=False),
+                               teacher(x, training=False), atol=1e-5)
+    assert deeper.count_params() == resnet_teacher(
+        widths=(8, 12, 16), blocks_per_stage=2).count_params()
+    assert deeper.count_params() > teacher.count_params()
+    assert [deeper.get_layer(f"stage{i}_out").output.shape[1]
+            for i in (1, 2, 3)] == [28, 14, 7]
+    # The new blocks start at zero but are trainable.
+    gamma = deeper.get_layer("stage2_block1_b_bn").gamma
+    assert gamma.trainable and not np.any(np.asarray(gamma))
+
+
+@pytest.mark.parametrize("blocks, match", [
+    (1, "larger than the teacher's 1"), (2.0, "blocks_per_stage=2.0")])
+def test_deepen_resnet_bad_arguments(blocks, match):
+    with pytest.raises(ValueError, match=match):
+        deepen_resnet(resnet_teacher(widths=(8, 8, 8)), blocks)
+
+
+def test_deepen_resnet_rejects_other_models():
+    with pytest.raises(ValueError, match="built by `resnet_teacher`"):
+        deepen_resnet(cnn_student(), 2)
