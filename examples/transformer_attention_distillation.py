@@ -6,8 +6,9 @@ Description: A 4-head, 3-block ViT teaches a 2-head, 2-block ViT through its
 ## What this shows
 
 1. A ViT-style teacher: 7×7 patches (a 4×4 grid of 16 tokens), learned
-   position embeddings, pre-LayerNorm blocks of `keras.layers.MultiHeadAttention`
-   and an MLP, mean-pooled tokens, a Dense classifier. It is trained here.
+   position embeddings, pre-LayerNorm blocks of
+   `keras.layers.MultiHeadAttention` and an MLP, mean-pooled tokens, a Dense
+   classifier. It is trained here.
 2. A student with half the heads, a third of the width and fewer blocks,
    trained alone (baseline) and, from the same initial weights, with
    `keras_kd.Distiller`: Hinton soft targets + hard labels +

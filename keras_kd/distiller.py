@@ -658,7 +658,8 @@ def _check_attention_pairs(pairs, teacher_taps, teacher_slots, student_taps):
     ):
         taps = teacher_taps[index]
         teacher_probs = is_attention_probability_tap(taps, pair.teacher_layer)
-        student_probs = is_attention_probability_tap(student_taps, pair.student_layer)
+        student_probs = is_attention_probability_tap(student_taps,
+                                                     pair.student_layer)
         teacher_shape = _tap_shape(taps, slot)
         student_shape = _tap_shape(student_taps, 1 + position)
         if teacher_probs != student_probs:

@@ -220,7 +220,7 @@ def tap_teachers(teachers, indexed_paths):
 
 
 def is_attention_probability_tap(taps, path):
-    """Whether `path` in a `tap_model` yields MultiHeadAttention probabilities."""
+    """Whether `path` in a `tap_model` yields MHA attention probabilities."""
     return path in list(getattr(taps, "attention_probability_paths", []))
 
 

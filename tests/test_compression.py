@@ -206,7 +206,8 @@ def test_int8_needs_representative_data(trained, tmp_path):
 def test_representative_data_of_wrong_shape(trained, tmp_path):
     model, _, _, _ = trained
     wrong = np.zeros((4, 28, 28, 1), "float32")
-    with pytest.raises(ValueError, match="representative_data.*\\(28, 28, 1\\)"):
+    with pytest.raises(ValueError,
+                       match="representative_data.*\\(28, 28, 1\\)"):
         export_tflite(model, str(tmp_path / "m.tflite"), quantization="int8",
                       representative_data=wrong)
     assert os.listdir(tmp_path) == []

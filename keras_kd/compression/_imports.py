@@ -22,7 +22,7 @@ def tf_keras():
 
 
 def tfmot():
-    """Returns `tensorflow_model_optimization`, imported without side effects."""
+    """Returns `tensorflow_model_optimization`, imported side-effect free."""
     import tensorflow as tf
 
     previous = os.environ.get("TF_USE_LEGACY_KERAS")

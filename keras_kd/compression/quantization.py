@@ -81,7 +81,8 @@ def quantize(
     )
     sparse = preserve_sparsity and weight_sparsity(twin) >= _SPARSE_ENOUGH
     if sparse:
-        scheme = mot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
+        combine = mot.experimental.combine
+        scheme = combine.Default8BitPrunePreserveQuantizeScheme()
     else:
         scheme = qk.default_8bit.Default8BitQuantizeScheme()
     with qk.quantize_scope():

@@ -28,7 +28,8 @@ def read_tflite(path, argument="path"):
     path = str(path)
     if not os.path.isfile(path):
         raise FileNotFoundError(
-            f"Argument `{argument}` is not a file. Received: {argument}={path!r}"
+            f"Argument `{argument}` is not a file. "
+            f"Received: {argument}={path!r}"
         )
     with open(path, "rb") as f:
         data = f.read()

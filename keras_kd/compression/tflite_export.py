@@ -1,4 +1,4 @@
-"""TFLite export of Keras 3 and tf_keras models (float32, dynamic, fp16, int8)."""
+"""TFLite export of Keras 3 / tf_keras models: float32, dynamic, fp16, int8."""
 
 import tempfile
 

@@ -28,7 +28,8 @@ def match_heads(teacher_probs, student_probs):
     Returns:
         The pair `(teacher_probs, student_probs)` with equal head counts.
     """
-    teacher_heads, student_heads = teacher_probs.shape[1], student_probs.shape[1]
+    teacher_heads = teacher_probs.shape[1]
+    student_heads = student_probs.shape[1]
     if teacher_heads == student_heads:
         return teacher_probs, student_probs
     if teacher_heads % student_heads == 0:

@@ -6,7 +6,7 @@ import tempfile
 
 
 def check_writable_folder(path, argument):
-    """Raises a clear error unless the folder of `path` exists and is writable."""
+    """Raises a clear error unless `path`'s folder exists and is writable."""
     folder = os.path.dirname(os.path.abspath(path))
     if not os.path.isdir(folder):
         raise ValueError(
