@@ -36,6 +36,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 import keras_kd  # noqa: E402
+from keras_kd.models import count_blocks_per_stage  # noqa: E402
 from keras_kd.models import deepen_resnet  # noqa: E402
 from keras_kd.models import resnet_teacher  # noqa: E402
 from keras_kd.utils.io import atomic_path  # noqa: E402
@@ -60,12 +61,6 @@ OUTPUT = "saved_models/fashion_mnist/teacher.keras"
 def build_teacher(blocks_per_stage):
     return resnet_teacher(widths=CONFIG["widths"],
                           blocks_per_stage=blocks_per_stage)
-
-
-def blocks_of(teacher):
-    return sum(1 for layer in teacher.layers
-               if layer.name.startswith("stage1_block")
-               and layer.name.endswith("_out"))
 
 
 def float32_copy(teacher, blocks_per_stage):
@@ -117,6 +112,9 @@ def main():
     parser.add_argument("--quick", action="store_true",
                         help="one epoch on 20 batches: a smoke run")
     args = parser.parse_args()
+    if args.blocks_per_stage < 1:
+        parser.error("argument --blocks-per-stage: must be at least 1, "
+                     f"got {args.blocks_per_stage}")
     folder = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(folder, exist_ok=True)
 
@@ -130,9 +128,6 @@ def main():
         train, val, epochs = train.take(20), val.take(5), 1
     steps = int(train.cardinality()) * epochs
 
-    if args.blocks_per_stage < 1:
-        parser.error("argument --blocks-per-stage: must be at least 1, "
-                     f"got {args.blocks_per_stage}")
     if args.mixed_precision:
         keras.mixed_precision.set_global_policy("mixed_bfloat16")
     keras.utils.set_random_seed(args.seed)
@@ -140,12 +135,13 @@ def main():
     history = []
     if args.resume:
         resumed = keras.models.load_model(args.resume)
-        if blocks_of(resumed) < args.blocks_per_stage:
-            resumed = deepen_resnet(resumed, args.blocks_per_stage)
-        elif blocks_of(resumed) > args.blocks_per_stage:
+        blocks = count_blocks_per_stage(resumed)
+        if blocks > args.blocks_per_stage:
             parser.error(f"argument --blocks-per-stage: {args.resume} has "
-                         f"{blocks_of(resumed)} blocks per stage, more than "
+                         f"{blocks} blocks per stage, more than "
                          f"{args.blocks_per_stage}")
+        if blocks < args.blocks_per_stage:
+            resumed = deepen_resnet(resumed, args.blocks_per_stage)
         teacher.set_weights(resumed.get_weights())
         with open(os.path.splitext(args.resume)[0] + ".json") as f:
             previous = json.load(f)

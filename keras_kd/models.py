@@ -60,6 +60,21 @@ def resnet_teacher(input_shape=(28, 28, 1), num_classes=10,
     return keras.Model(inputs, outputs, name=name)
 
 
+def count_blocks_per_stage(model):
+    """Residual blocks per stage of a `resnet_teacher` model (0 for others).
+
+    Example:
+
+    ```python
+    keras_kd.models.count_blocks_per_stage(keras_kd.models.resnet_teacher())
+    # 1
+    ```
+    """
+    return sum(1 for layer in model.layers
+               if layer.name.startswith("stage1_block")
+               and layer.name.endswith("_out"))
+
+
 def deepen_resnet(teacher, blocks_per_stage):
     """A deeper `resnet_teacher` that computes exactly what `teacher` does.
 
@@ -90,8 +105,7 @@ def deepen_resnet(teacher, blocks_per_stage):
     while f"stage{len(widths) + 1}_out" in names:
         widths.append(
             teacher.get_layer(f"stage{len(widths) + 1}_out").output.shape[-1])
-    blocks = sum(1 for name in names
-                 if name.startswith("stage1_block") and name.endswith("_out"))
+    blocks = count_blocks_per_stage(teacher)
     if not (widths and blocks and "stem_conv" in names
             and "logits" in names):
         raise ValueError(

@@ -6,6 +6,7 @@ import pytest
 
 from keras_kd.layer_taps import tap_model
 from keras_kd.models import cnn_student
+from keras_kd.models import count_blocks_per_stage
 from keras_kd.models import deepen_resnet
 from keras_kd.models import resnet_teacher
 
@@ -66,6 +67,8 @@ def test_deepen_resnet_keeps_the_teachers_function():
     assert deeper.count_params() == resnet_teacher(
         widths=(8, 12, 16), blocks_per_stage=2).count_params()
     assert deeper.count_params() > teacher.count_params()
+    assert [count_blocks_per_stage(m) for m in (teacher, deeper)] == [1, 2]
+    assert count_blocks_per_stage(cnn_student()) == 0
     assert [deeper.get_layer(f"stage{i}_out").output.shape[1]
             for i in (1, 2, 3)] == [28, 14, 7]
     # The new blocks start at zero but are trainable.
