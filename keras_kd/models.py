@@ -159,9 +159,9 @@ def cnn_student(input_shape=(28, 28, 1), num_classes=10,
 
     ```python
     student = keras_kd.models.cnn_student()
-    # The main job's 29,578-parameter student:
+    # The main job's 65,474-parameter student:
     student = keras_kd.models.cnn_student(
-        widths=(16, 32, 40), convs_per_stage=(1, 2, 1), head="flatten")
+        widths=(24, 48, 64), convs_per_stage=(1, 2, 1), head="flatten")
     ```
     """
     if isinstance(convs_per_stage, int):

@@ -12,13 +12,16 @@ from keras_kd.models import resnet_teacher
 
 
 def test_main_job_student_is_a_tenth_of_the_teacher():
-    teacher = resnet_teacher()
-    student = cnn_student(widths=(16, 32, 40), convs_per_stage=(1, 2, 1),
+    # The shipped teacher: 1 block per stage (309,418 parameters), then
+    # deepened to 2 (`deepen_resnet`).
+    assert resnet_teacher().count_params() == 309_418
+    teacher = resnet_teacher(blocks_per_stage=2)
+    student = cnn_student(widths=(24, 48, 64), convs_per_stage=(1, 2, 1),
                           head="flatten")
-    assert teacher.count_params() == 309_418
-    # 144 + 4,608 + 9,216 + 11,520 conv weights, 2 × (16 + 32 + 32 + 40)
-    # BN scales/offsets + 2 × 120 moving statistics, 360 × 10 + 10 logits.
-    assert student.count_params() == 29_578
+    assert teacher.count_params() == 698_282
+    # 216 + 10,368 + 20,736 + 27,648 conv weights, 2 × (24 + 48 + 48 + 64)
+    # BN scales/offsets + 2 × 184 moving statistics, 576 × 10 + 10 logits.
+    assert student.count_params() == 65_474
     assert student.count_params() <= teacher.count_params() / 10
 
 
