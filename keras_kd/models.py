@@ -85,7 +85,7 @@ def deepen_resnet(teacher, blocks_per_stage):
     through: the logits are unchanged until training moves the new blocks
     (Net2DeeperNet, Chen et al., 2016; zero-initialised residual branches,
     Goyal et al., 2017). Training then starts from the teacher's accuracy
-    with twice the capacity instead of from scratch.
+    with more capacity instead of from scratch.
 
     Args:
         teacher: a model built by `resnet_teacher` (any widths).
