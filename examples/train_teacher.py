@@ -167,7 +167,8 @@ def main():
                         save_weights_only=True)])
         teacher.load_weights(best)
     minutes = (time.time() - start) / 60
-    teacher = float32_copy(teacher, args.blocks_per_stage)
+    if args.mixed_precision:
+        teacher = float32_copy(teacher, args.blocks_per_stage)
     _, test_accuracy = teacher.evaluate(test, verbose=0)
     print(f"\nTeacher: {teacher.count_params():,} parameters, test accuracy "
           f"{100 * test_accuracy:.2f}% after {epochs} epochs "
