@@ -13,7 +13,7 @@ one. A seed fixes the initial weights (the same for both students) and the
 shuffling.
 
 Usage:
-    python benchmarks/distillation_seeds.py [--seeds 3] [--epochs 5]
+    python benchmarks/distillation_seeds.py [--seeds 3] [--epochs 7]
         [--temperature 4] [--alpha 0.5] [--attention-weight 50]
 """
 
