@@ -60,12 +60,9 @@ CONFIG = {
     "student_widths": (24, 48, 64),
     "student_convs_per_stage": (1, 2, 1),
     "student_head": "flatten",
-    # `benchmarks/distillation_seeds.py`, 3 seeds (2 for 8 epochs):
-    #   5 epochs: alone 92.34%, distilled 92.60% (min 92.47%), +0.26 pt
-    #   7 epochs: alone 92.74%, distilled 92.96% (min 92.89%), +0.22 pt
-    #   8 epochs: alone 92.73%, distilled 93.08%, +0.34 pt
-    # 7 epochs put every seed above 92.5%: `make demo` took 10.4 min, about
-    # 12.5 min at 40 s an epoch; 8 epochs would add another 80 s of its 15.
+    # 7 epochs put every seed above 92.5% (`benchmarks/distillation_seeds.py`;
+    # the README's seeds table has 5 to 10 epochs): `make demo` took 10.4
+    # min, about 12.5 min at 40 s an epoch, and has 15.
     "epochs": 7,
     "batch_size": 128,
     "learning_rate": 3e-3,
