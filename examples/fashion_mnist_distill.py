@@ -41,7 +41,7 @@ import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
 from keras_kd import compression  # noqa: E402
-from keras_kd.layer_taps import tap_model  # noqa: E402
+from keras_kd.capture import capture_outputs  # noqa: E402
 from keras_kd.losses.attention_transfer import attention_map  # noqa: E402
 from keras_kd.models import cnn_student  # noqa: E402
 from keras_kd.utils.io import atomic_path  # noqa: E402
@@ -191,7 +191,8 @@ def plot_attention_maps(teacher, scratch, distilled, images, pairs, path):
     for name, model, layer in (("teacher", teacher, t_layer),
                                ("scratch student", scratch, s_layer),
                                ("distilled student", distilled, s_layer)):
-        features = tap_model(model, [layer])(images, training=False)[1]
+        _, features = capture_outputs(model, [layer], images)
+        features = features[layer]
         maps[name] = np.asarray(attention_map(features))
     columns = ["input"] + list(maps)
     fig, axes = plt.subplots(len(images), len(columns),

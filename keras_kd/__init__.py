@@ -28,6 +28,7 @@ if keras.backend.backend() != "tensorflow":  # e.g. set in ~/.keras/keras.json
 from keras_kd import callbacks  # noqa: E402
 from keras_kd import datasets  # noqa: E402
 from keras_kd import losses  # noqa: E402
+from keras_kd import terms  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
 from keras_kd.precompute import precompute_teacher  # noqa: E402
 
@@ -39,5 +40,6 @@ __all__ = [
     "datasets",
     "losses",
     "precompute_teacher",
+    "terms",
     "__version__",
 ]

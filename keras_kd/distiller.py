@@ -1,31 +1,27 @@
-"""The single-pass `Distiller`: soft targets + hard labels + attention maps."""
-
-import math
+"""The single-pass `Distiller`: hard labels plus a sum of distillation terms.
+"""
 
 import keras
 import tensorflow as tf
 from keras import ops
-from keras.src.backend import set_keras_mask
 
-from keras_kd.losses.hint_mse import HintMSE
-from keras_kd.hints import check_hint_shapes
-from keras_kd.hints import make_connector
-from keras_kd.hints import match_feature_size
+from keras_kd import precompute as teacher_values
+from keras_kd.capture import LayerCapture
 from keras_kd.layer_pairs import pairs_to_config
 from keras_kd.layer_pairs import parse_pairs
-from keras_kd.layer_taps import as_list
-from keras_kd.layer_taps import is_attention_probability_tap
-from keras_kd.layer_taps import tap_model
-from keras_kd.layer_taps import tap_teachers
-from keras_kd.losses.attention_map_kd import AttentionMapKD
-from keras_kd.losses.attention_map_kd import check_same_lengths
-from keras_kd.losses.attention_transfer import AttentionTransfer
+from keras_kd.layer_pairs import split_teacher_path
+from keras_kd.layer_paths import find_layer
+from keras_kd.layer_paths import split_index
 from keras_kd.losses.soft_target_kd import SoftTargetKD
-from keras_kd.losses.soft_target_kd import soft_target_kd
-from keras_kd.precompute import LABELS
-from keras_kd.precompute import TEACHER_HINTS
-from keras_kd.precompute import TEACHER_LOGITS
-from keras_kd.precompute import TEACHER_MAPS
+from keras_kd.terms.attention_maps import AttentionMapTerm
+from keras_kd.terms.attention_transfer import AttentionTransferTerm
+from keras_kd.terms.hints import HintTerm
+from keras_kd.terms.pair_term import as_loss
+from keras_kd.terms.soft_targets import SoftTargetTerm
+from keras_kd.terms.soft_targets import normalized_weights
+from keras_kd.terms.term import TapValues
+from keras_kd.terms.term import as_term_list
+from keras_kd.utils import compat
 from keras_kd.utils.validation import check_non_negative
 from keras_kd.utils.validation import check_positive
 from keras_kd.utils.validation import check_unit_interval
@@ -36,32 +32,40 @@ class Distiller(keras.Model):
     """Distils frozen teacher(s) into a student in one pass per step.
 
     Each training step runs every teacher once (inference mode) and the
-    student once (training mode); with data from
-    `keras_kd.precompute_teacher` it does not run the teachers at all. That
-    single student pass yields the logits *and* every tapped intermediate
-    layer, so BatchNorm statistics update once, dropout draws one mask for
-    all loss terms, and the step costs about one teacher inference plus one
-    ordinary student step. The loss is
+    student once (training mode); with precomputed teacher values
+    (`distiller.precompute`) it does not run the teachers at all. The
+    tapped layers of any model — Functional, Sequential or subclassed,
+    nested at any depth, keras-hub encoders included — are read during
+    those same passes (`keras_kd.capture`), so BatchNorm statistics update
+    once, dropout draws one mask for all loss terms, and the step costs
+    about one teacher inference plus one ordinary student step. The loss is
 
     ```
     loss = alpha · student_loss(y, s)
-         + (1 − alpha) · distillation_loss          # already × T²
-         + attention_weight · Σ_attention_pairs w_i · AT_i
-         + hint_weight · Σ_hint_pairs w_j · MSE(t_j, connector_j(s_j))
+         + Σ_terms weight · (1 − alpha if the term mixes with labels) · term
     ```
 
-    - Attention pairs of feature maps use `AttentionTransfer`; pairs of
-      `keras.layers.MultiHeadAttention` layers use `AttentionMapKD` on the
-      attention probabilities `(batch, heads, query, key)`, captured in the
-      same pass without rebuilding the model (head counts may differ;
-      padding masks are respected).
-    - Hint pairs (FitNets) project the student feature with a trainable
-      connector (1×1 `Conv2D` for maps, `Dense` for vectors and sequences)
-      that lives in the Distiller: `distiller.student` keeps exactly its own
-      parameters and saves without it.
-    - With several teachers the soft targets are the weighted average
-      `Σ_i w_i softmax(t_i/T)`; a layer path names the first teacher, or
-      teacher `i` with the prefix `"i:"` (`"1:block2_out"`).
+    with these terms by default (`keras_kd.terms`):
+
+    - `SoftTargetTerm` (logged `distillation_loss`, already × T²), scaled
+      by `1 − alpha`;
+    - `attention_pairs` of feature maps: `AttentionTransferTerm`
+      (`attention_loss`); of two `keras.layers.MultiHeadAttention` layers:
+      `AttentionMapTerm` on their attention probabilities (logged
+      `attention_loss`, or `attention_map_loss` beside feature-map pairs);
+      both weighted by `attention_weight` and their per-pair weights;
+    - `hint_pairs`: `HintTerm` (`hint_loss`, weighted by `hint_weight`),
+      whose connectors live in the Distiller: `distiller.student` keeps
+      exactly its own parameters and saves without them;
+    - any `terms=[...]` you add (`keras_kd.terms.Term` subclasses), logged
+      `f"{term.name}_loss"`.
+
+    Layer paths reach anything: `"backbone/block2_out"`, a sublayer held by
+    a layer or subclassed model (`"bert/transformer_layer_3/
+    self_attention_layer"`), an element of a tuple output (`"lstm[0]"`);
+    `"i:path"` names teacher `i`. Features that carry a Keras mask
+    (`Embedding(mask_zero=True)` upstream) are compared over valid
+    positions only.
 
     References: Hinton et al., "Distilling the Knowledge in a Neural
     Network", 2015; Zagoruyko & Komodakis, "Paying More Attention to
@@ -75,20 +79,17 @@ class Distiller(keras.Model):
         student: the `keras.Model` to train; it must output logits for the
             same number of classes as the teacher.
         attention_pairs: optional list of `(teacher_layer, student_layer)` or
-            `(teacher_layer, student_layer, weight)`. Either two layers whose
-            outputs are channels-last maps of rank 4 `(B, H, W, C)` or rank 3
-            `(B, T, C)` (channel counts may differ; spatial sizes are matched
-            as in `keras_kd.losses.AttentionTransfer`), or two
+            `(teacher_layer, student_layer, weight)`: two layers whose
+            outputs are channels-last maps `(B, H, W, C)` or `(B, T, C)`
+            (channel counts and spatial sizes may differ), or two
             `MultiHeadAttention` layers with the same query and key lengths.
-            Names may reach into nested models with `/`
-            (`"backbone/block2_out"`). Layer pairs need Functional or
-            Sequential models.
         hint_pairs: optional list of `(teacher_layer, student_layer[,
             weight])` of features of the same rank: vectors `(B, C)`,
-            sequences `(B, T, C)` or maps `(B, H, W, C)`; spatial sizes are
-            matched by area resizing.
+            sequences `(B, T, C)` or maps `(B, H, W, C)`.
         teacher_weights: with several teachers, their weights in the soft
             target average (normalised to sum 1; equal by default).
+        terms: optional list of further `keras_kd.terms.Term` objects. A
+            `SoftTargetTerm` here replaces the default one.
         name: name of the Distiller model.
 
     Example:
@@ -118,14 +119,15 @@ class Distiller(keras.Model):
     """
 
     def __init__(self, teacher, student, attention_pairs=None,
-                 hint_pairs=None, teacher_weights=None, name="distiller",
-                 **kwargs):
+                 hint_pairs=None, teacher_weights=None, terms=None,
+                 name="distiller", **kwargs):
         super().__init__(name=name, **kwargs)
         teachers = _as_teacher_list(teacher)
         for each in teachers:
             _check_models(each, student)
-        self.teacher_weights = _check_teacher_weights(teacher_weights,
-                                                      len(teachers))
+        self.teacher_weights = normalized_weights(
+            teacher_weights, len(teachers)) or [1.0 / len(teachers)] * len(
+                teachers)
         self.attention_pairs = parse_pairs(attention_pairs, "attention_pairs",
                                            len(teachers))
         self.hint_pairs = parse_pairs(hint_pairs, "hint_pairs", len(teachers))
@@ -138,52 +140,36 @@ class Distiller(keras.Model):
         for each in teachers:
             _check_num_classes(each, student)
 
-        pairs = self.attention_pairs + self.hint_pairs
-        # `_teacher_slots`: where each pair's teacher value sits in its
-        # teacher's tap outputs.
-        teacher_taps, self._teacher_slots = tap_teachers(
-            teachers, [(p.teacher_index, p.teacher_layer) for p in pairs]
-        )
-        student_taps = (
-            tap_model(student, [p.student_layer for p in pairs], "student")
-            if pairs else student
-        )
-        self._attention_kinds = _check_attention_pairs(
-            self.attention_pairs, teacher_taps, self._teacher_slots,
-            student_taps
-        )
-        self.connectors = _make_connectors(
-            self.hint_pairs, teacher_taps,
-            self._teacher_slots[len(self.attention_pairs):], student_taps,
-            len(self.attention_pairs),
-        )
-        # Kept out of Keras' tracking: they share every layer and weight with
-        # `teachers`/`student`, which are the tracked, saved objects.
-        object.__setattr__(self, "_teacher_taps", teacher_taps)
-        object.__setattr__(self, "_student_taps", student_taps)
-
         # Non-trainable variables, so callbacks can change them between
-        # epochs even inside a compiled (`jit_compile=True`) step.
-        self.temperature = self._scalar("temperature", 3.0)
+        # epochs even inside a compiled (`jit_compile=True`) step. The
+        # default terms share them.
+        custom = as_term_list(terms)
+        soft = [t for t in custom if isinstance(t, SoftTargetTerm)]
+        self.temperature = (soft[0].temperature if soft
+                            else self._scalar("temperature", 3.0))
         self.alpha = self._scalar("alpha", 0.1)
         self.attention_weight = self._scalar("attention_weight", 500.0)
         self.hint_weight = self._scalar("hint_weight", 1.0)
 
+        self._custom_terms = custom
+        self.terms = self._default_terms(custom) + custom
+        _check_term_names(self.terms)
+        self._requests = self._teacher_requests()
+        self._student_taps = list(dict.fromkeys(
+            tap for term in self.terms
+            for side, _, tap in term.taps() if side == "student"))
+        # Paths are resolved now: an unknown one fails before training.
+        LayerCapture(student, self._student_taps, "student")
+
         self._loss_tracker_total = keras.metrics.Mean(name="loss")
         self._student_loss_tracker = keras.metrics.Mean(name="student_loss")
-        self._distillation_loss_tracker = keras.metrics.Mean(
-            name="distillation_loss"
-        )
-        self._attention_loss_tracker = keras.metrics.Mean(
-            name="attention_loss"
-        )
-        self._hint_loss_tracker = keras.metrics.Mean(name="hint_loss")
+        self._term_trackers = [keras.metrics.Mean(name=f"{term.name}_loss")
+                               for term in self.terms]
         self.student_loss_fn = None
-        self.distillation_loss_fn = None
-        self.attention_loss_fn = None
-        self.attention_map_loss_fn = None
-        self.hint_loss_fn = None
-        if all(each.built for each in teachers) and student.built:
+        self._terms_built = False
+        spec = _input_spec([student] + teachers)
+        if spec is not None:
+            self._build_terms(spec)
             self.built = True
 
     @property
@@ -191,14 +177,138 @@ class Distiller(keras.Model):
         """The first (with one teacher, the only) teacher."""
         return self.teachers[0]
 
+    @property
+    def connectors(self):
+        """The trainable connectors of the hint terms."""
+        return [c for term in self.terms if isinstance(term, HintTerm)
+                for c in term.connectors]
+
     def _scalar(self, name, value):
         return self.add_weight(
-            name=name,
-            shape=(),
-            initializer=keras.initializers.Constant(value),
-            trainable=False,
-            dtype="float32",
-        )
+            name=name, shape=(), trainable=False, dtype="float32",
+            initializer=keras.initializers.Constant(value))
+
+    def _default_terms(self, custom):
+        terms = []
+        if not any(isinstance(t, SoftTargetTerm) for t in custom):
+            terms.append(SoftTargetTerm(
+                temperature=self.temperature,
+                teacher_weights=self.teacher_weights, name="distillation"))
+        maps, features = [], []
+        for pair in self.attention_pairs:
+            kinds = [
+                isinstance(find_layer(model, split_index(path)[0], side),
+                           keras.layers.MultiHeadAttention)
+                for model, path, side in (
+                    (self.teachers[pair.teacher_index], pair.teacher_layer,
+                     "teacher"),
+                    (self.student, pair.student_layer, "student"))]
+            if kinds[0] != kinds[1]:
+                raise ValueError(
+                    "An attention pair must name two MultiHeadAttention "
+                    "layers or two layers with feature maps, not one of "
+                    f"each. Received: teacher layer '{pair.teacher_layer}' "
+                    f"({_kind(kinds[0])}) and student layer "
+                    f"'{pair.student_layer}' ({_kind(kinds[1])})")
+            (maps if kinds[0] else features).append(pair)
+        if features:
+            terms.append(AttentionTransferTerm(
+                pairs_to_config(features), weight=self.attention_weight,
+                name="attention"))
+        if maps:
+            terms.append(AttentionMapTerm(
+                pairs_to_config(maps), weight=self.attention_weight,
+                name="attention_map" if features else "attention"))
+        if self.hint_pairs:
+            terms.append(HintTerm(pairs_to_config(self.hint_pairs),
+                                  weight=self.hint_weight, name="hint"))
+        return terms
+
+    def _teacher_requests(self):
+        """What the terms read from the teachers, keyed for storage."""
+        requests, seen = [], set()
+        for term in self.terms:
+            for path in term.teacher_taps():
+                index, layer_path = split_teacher_path(
+                    path, len(self.teachers), f"{term.name} term")
+                tap = [t for side, i, t in term.taps()
+                       if side == "teacher" and i == index
+                       and t.path == layer_path][0]
+                key = teacher_values.storage_key(
+                    index, layer_path, term.teacher_signature(path))
+                if key not in seen:
+                    seen.add(key)
+                    requests.append(teacher_values.TeacherRequest(
+                        key, index, tap,
+                        _Prepare(term, path)))
+        for index, teacher in enumerate(self.teachers):
+            taps = [r.tap for r in requests if r.teacher_index == index]
+            LayerCapture(teacher, taps, "teacher")  # resolves paths now
+        return requests
+
+    def _term_keys(self, term):
+        """`{path as the term names it: storage key}` of a term."""
+        keys = {}
+        for path in term.teacher_taps():
+            index, layer_path = split_teacher_path(path, len(self.teachers),
+                                                   term.name)
+            keys[path] = teacher_values.storage_key(
+                index, layer_path, term.teacher_signature(path))
+        return keys
+
+    def _build_terms(self, spec):
+        """Traces one symbolic pass to learn the tapped shapes, then builds
+        every term (checks, connectors) before any training."""
+
+        def probe(x):
+            for model in [self.student] + self.teachers:
+                if not model.built:
+                    # Keras builds a subclassed model by calling it once
+                    # more: not inside a capture.
+                    model(x, training=False)
+            logits, values, _ = teacher_values.forward_teachers(
+                self.teachers, self._raw_requests(), x)
+            student_logits, student, _ = self._student_pass(x, False)
+            return logits, values, student_logits, student
+
+        try:
+            _, teacher, _, student = compat.compute_output_spec(probe, spec)
+        except ValueError as e:
+            if "incompatible with the layer" not in str(e):
+                raise
+            raise ValueError(
+                "Teacher and student must accept the same inputs: the "
+                "Distiller gives both the same batch. Received inputs "
+                f"{keras.tree.map_structure(lambda t: t.shape, spec)} that "
+                f"one of them rejects: {e}") from e
+        for term in self.terms:
+            if term.built:
+                continue
+            teacher_shapes = {}
+            for path in term.teacher_taps():
+                index, layer_path = split_teacher_path(
+                    path, len(self.teachers), term.name)
+                teacher_shapes[path] = tuple(teacher[_raw_key(
+                    index, layer_path, term.tap_kind)].shape)
+            student_shapes = {path: tuple(student[path].shape)
+                              for path in term.student_taps()}
+            term.build(teacher_shapes, student_shapes)
+        self._terms_built = True
+
+    def _raw_requests(self):
+        """Unprepared requests of every tapped teacher layer (for shapes)."""
+        raw = {}
+        for request in self._requests:
+            key = _raw_key(request.teacher_index, request.tap.path,
+                           request.tap.kind)
+            raw[key] = teacher_values.TeacherRequest(
+                key, request.teacher_index, request.tap, _identity)
+        return list(raw.values())
+
+    def build(self, input_shape):
+        # Subclassed models: the terms are built from the first batch, in
+        # `call` (Keras traces it symbolically before training).
+        pass
 
     def compile(
         self,
@@ -207,7 +317,7 @@ class Distiller(keras.Model):
         student_loss_fn=None,
         distillation_loss_fn=None,
         alpha=0.1,
-        temperature=3.0,
+        temperature=None,
         attention_weight=500.0,
         attention_loss_fn=None,
         hint_weight=1.0,
@@ -224,27 +334,27 @@ class Distiller(keras.Model):
             metrics: metrics computed on the student's logits.
             student_loss_fn: hard-label loss on logits. Defaults to
                 `keras.losses.SparseCategoricalCrossentropy(from_logits=True)`.
-            distillation_loss_fn: defaults to
-                `keras_kd.losses.SoftTargetKD(temperature)`, computed from
-                logits. Any other loss (a `keras.losses.Loss`, a function or a
-                name such as `"kl_divergence"`) is given the temperature-
-                softened *probabilities* `softmax(t/T)`, `softmax(s/T)` and its
-                value is multiplied by `T²`, so
-                `keras.losses.KLDivergence()` gives the default's value.
+            distillation_loss_fn: the soft-target loss, see
+                `keras_kd.terms.SoftTargetTerm`: defaults to
+                `keras_kd.losses.SoftTargetKD`, used as given (its reduction
+                and subclass `call` too) with the Distiller's temperature;
+                any other loss (`keras.losses.KLDivergence()`,
+                `"kl_divergence"`, a function) is given the softened
+                probabilities and multiplied by `T²`.
             alpha: weight of the hard-label loss, in [0, 1]; the soft targets
                 get `1 − alpha`.
-            temperature: softening temperature `T > 0`.
-            attention_weight: `≥ 0`, multiplies the attention loss. The
+            temperature: softening temperature `T > 0`. Defaults to the
+                temperature of a `SoftTargetKD` given as
+                `distillation_loss_fn`, else 3.
+            attention_weight: `≥ 0`, multiplies the attention terms. The
                 default 500 is β/2 with the paper's β = 1000 for
                 `AttentionTransfer(mode="code")`.
-            attention_loss_fn: loss applied to each attention pair of
-                feature maps. Defaults to
-                `keras_kd.losses.AttentionTransfer(p=2, mode="code")`.
-            hint_weight: `≥ 0`, multiplies the hint loss.
+            attention_loss_fn: loss of each attention pair of feature maps.
+                Defaults to `keras_kd.losses.AttentionTransfer()`.
+            hint_weight: `≥ 0`, multiplies the hint term.
             hint_loss_fn: loss between each teacher feature and the
-                connector's output on the student feature. Defaults to the
-                mean squared error over all positions and channels.
-            attention_map_loss_fn: loss applied to each attention pair of
+                connector's output. Defaults to `keras_kd.losses.HintMSE()`.
+            attention_map_loss_fn: loss of each attention pair of
                 `MultiHeadAttention` layers, given attention probabilities.
                 Defaults to `keras_kd.losses.AttentionMapKD(mode="kl")`.
             **kwargs: passed to `keras.Model.compile` (`jit_compile`,
@@ -257,45 +367,32 @@ class Distiller(keras.Model):
                 "loss as `student_loss_fn`. Received: "
                 f"loss={kwargs['loss']!r}"
             )
-        temperature = check_positive("temperature", temperature)
+        temperature = _resolve_temperature(temperature, distillation_loss_fn)
         alpha = check_unit_interval("alpha", alpha)
         attention_weight = check_non_negative(
             "attention_weight", attention_weight
         )
         hint_weight = check_non_negative("hint_weight", hint_weight)
-        if distillation_loss_fn is None:
-            distillation_loss_fn = SoftTargetKD(temperature)
-        elif isinstance(distillation_loss_fn, SoftTargetKD) and (
-            distillation_loss_fn.temperature != temperature
-        ):
-            raise ValueError(
-                "The `SoftTargetKD` given as `distillation_loss_fn` has "
-                f"temperature={distillation_loss_fn.temperature}, but "
-                f"`compile` received temperature={temperature}. The "
-                "Distiller's `temperature` governs; make them agree."
-            )
-        self.student_loss_fn = _as_loss(
+        self.student_loss_fn = as_loss(
             student_loss_fn
             or keras.losses.SparseCategoricalCrossentropy(from_logits=True),
             "student_loss_fn",
         )
-        self.distillation_loss_fn = _as_loss(
-            distillation_loss_fn, "distillation_loss_fn"
-        )
-        self.attention_loss_fn = _as_loss(
-            attention_loss_fn or AttentionTransfer(), "attention_loss_fn"
-        )
-        self.attention_map_loss_fn = _as_loss(
-            attention_map_loss_fn or AttentionMapKD(mode="kl"),
-            "attention_map_loss_fn",
-        )
-        self.hint_loss_fn = _as_loss(hint_loss_fn or HintMSE(),
-                                     "hint_loss_fn")
-        # Our own loss takes logits; anything else gets probabilities.
-        self._kd_from_logits = isinstance(
-            self.distillation_loss_fn, SoftTargetKD
-        )
-        self._logits_kd = _VariableTemperatureKD(self.temperature)
+        given = {
+            SoftTargetTerm: (distillation_loss_fn, "distillation_loss_fn"),
+            AttentionTransferTerm: (attention_loss_fn, "attention_loss_fn"),
+            AttentionMapTerm: (attention_map_loss_fn,
+                               "attention_map_loss_fn"),
+            HintTerm: (hint_loss_fn, "hint_loss_fn"),
+        }
+        for term in self.terms:
+            loss, argument = given.get(type(term), (None, None))
+            if term in self._custom_terms and loss is None:
+                continue  # your own term keeps its own loss
+            if argument is not None:
+                term.loss_fn = as_loss(loss or term.default_loss(),
+                                       argument)
+        self._requests = self._teacher_requests()
 
         optimizer = keras.optimizers.get(optimizer)
         if _computes_in_float16(self.student) and not isinstance(
@@ -334,231 +431,129 @@ class Distiller(keras.Model):
 
     @property
     def metrics(self):
-        metrics = [
-            self._loss_tracker_total,
-            self._student_loss_tracker,
-            self._distillation_loss_tracker,
-        ]
-        if self.attention_pairs:
-            metrics.append(self._attention_loss_tracker)
-        if self.hint_pairs:
-            metrics.append(self._hint_loss_tracker)
+        metrics = [self._loss_tracker_total, self._student_loss_tracker,
+                   *self._term_trackers]
         if getattr(self, "_compile_metrics", None) is not None:
             metrics.append(self._compile_metrics)
         return metrics
 
     def call(self, inputs, training=None):
+        if not self._terms_built:
+            self._build_terms(keras.tree.map_structure(
+                lambda t: keras.KerasTensor(t.shape, t.dtype), inputs))
         return self.student(inputs, training=training)
 
-    def _compute_losses(self, y, teacher, student, sample_weight=None):
-        """All loss terms from one teacher and one student pass.
+    def precompute(self, dataset, batch_size=256, in_memory=True, verbose=1):
+        """Runs the teachers once over `dataset` and stores what the terms
+        need, keyed by layer path and term (see
+        `keras_kd.precompute_teacher`, whose arguments these are).
 
-        Args:
-            y: hard labels.
-            teacher: dict with `logits` (one tensor per teacher), `maps` (the
-                teacher value of each attention pair) and `hints` (of each
-                hint pair).
-            student: dict with `logits`, `maps`, `masks` (the query mask of
-                each attention pair of MultiHeadAttention layers, else
-                `None`) and `hints`.
-            sample_weight: optional per-example weights.
+        Example:
 
-        Returns:
-            Dict with `loss`, `student_loss`, `distillation_loss`,
-            `attention_loss` and `hint_loss` (zero without such pairs),
-            float32 scalars. Like every Keras loss, each is divided by the
-            number of replicas under a `tf.distribute` strategy, so that
-            summing gradients over replicas averages them.
+        ```python
+        train = distiller.precompute(unbatched_train)
+        distiller.fit(train.shuffle(10_000).batch(128), epochs=10)
+        ```
         """
-        student_logits = ops.cast(student["logits"], "float32")
-        temperature = ops.cast(self.temperature, "float32")
-        teacher_logits = self._soft_target_logits(teacher["logits"],
-                                                  temperature)
-        if teacher_logits.shape[-1] != student_logits.shape[-1]:
-            # Only reachable with subclassed models, checked at trace time.
-            raise ValueError(
-                "Teacher and student must output logits for the same number "
-                f"of classes. Received: teacher logits of shape "
-                f"{tuple(teacher_logits.shape)} and student logits of shape "
-                f"{tuple(student_logits.shape)}"
-            )
-        student_loss = self.student_loss_fn(
-            y, student_logits, sample_weight=sample_weight
-        )
-        if self._kd_from_logits:
-            distillation_loss = self._logits_kd(
-                teacher_logits, student_logits, sample_weight=sample_weight
-            )
-        else:
-            distillation_loss = self.distillation_loss_fn(
-                ops.softmax(teacher_logits / temperature, axis=-1),
-                ops.softmax(student_logits / temperature, axis=-1),
-                sample_weight=sample_weight,
-            ) * ops.square(temperature)
-        attention_loss = ops.zeros((), "float32")
-        for pair, kind, teacher_map, student_map, mask in zip(
-            self.attention_pairs, self._attention_kinds, teacher["maps"],
-            student["maps"], student["masks"]
-        ):
-            if kind == _PROBABILITIES:
-                student_map = ops.cast(student_map, "float32")
-                set_keras_mask(student_map, ops.cast(mask, "bool"))
-                value = self.attention_map_loss_fn(
-                    teacher_map, student_map, sample_weight=sample_weight
-                )
-            else:
-                value = self.attention_loss_fn(
-                    teacher_map, student_map, sample_weight=sample_weight
-                )
-            attention_loss += pair.weight * value
-        hint_loss = ops.zeros((), "float32")
-        for pair, connector, teacher_feature, student_feature in zip(
-            self.hint_pairs, self.connectors, teacher["hints"],
-            student["hints"]
-        ):
-            teacher_feature, projected = match_feature_size(
-                ops.cast(teacher_feature, "float32"),
-                connector(ops.cast(student_feature, "float32")),
-            )
-            hint_loss += pair.weight * self.hint_loss_fn(
-                teacher_feature, projected, sample_weight=sample_weight
-            )
+        return teacher_values.run_teachers(
+            self.teachers, dataset, self._requests, batch_size=batch_size,
+            in_memory=in_memory, verbose=verbose)
+
+    def _teacher_pass(self, x, y):
+        """Labels, teacher logits and prepared values, stored or live."""
+        if isinstance(y, dict) and teacher_values.TEACHER_LOGITS in y:
+            logits, values = teacher_values.stored_values(
+                y, self._requests, len(self.teachers))
+            return y[teacher_values.LABELS], logits, values, {}
+        logits, values, masks = teacher_values.forward_teachers(
+            self.teachers, self._requests, x)
+        return y, logits, values, masks
+
+    def _student_pass(self, x, training):
+        if not self._student_taps:
+            return self.student(x, training=training), {}, {}
+        with LayerCapture(self.student, self._student_taps,
+                          "student") as capture:
+            logits = self.student(x, training=training)
+        captured = capture.result()
+        return (logits, {t.path: v.value for t, v in captured.items()},
+                {t.path: v.mask for t, v in captured.items()})
+
+    def compute_losses(self, y, teacher_logits, teacher, teacher_masks,
+                       student_logits, student, student_masks,
+                       sample_weight=None):
+        """Every loss of one step, float32 scalars keyed by log name.
+
+        Like every Keras loss, each is divided by the number of replicas
+        under a `tf.distribute` strategy, so that summing gradients over
+        replicas averages them.
+        """
+        student_logits = ops.cast(student_logits, "float32")
+        student_loss = self.student_loss_fn(y, student_logits,
+                                            sample_weight=sample_weight)
         alpha = ops.cast(self.alpha, "float32")
-        loss = (
-            alpha * student_loss
-            + (1.0 - alpha) * distillation_loss
-            + ops.cast(self.attention_weight, "float32") * attention_loss
-            + ops.cast(self.hint_weight, "float32") * hint_loss
-        )
-        return {
-            "loss": loss,
-            "student_loss": student_loss,
-            "distillation_loss": distillation_loss,
-            "attention_loss": attention_loss,
-            "hint_loss": hint_loss,
-        }
-
-    def _soft_target_logits(self, teacher_logits, temperature):
-        """Logits whose `softmax(·/T)` are the (averaged) soft targets.
-
-        One teacher: its logits. Several: `T · log Σ_i w_i softmax(t_i/T)`,
-        so the soft targets are the weighted average of the teachers'
-        temperature-softened distributions, computed in log space.
-        """
-        if len(teacher_logits) == 1:
-            return ops.cast(teacher_logits[0], "float32")
-        log_probs = [
-            ops.log_softmax(ops.cast(t, "float32") / temperature, axis=-1)
-            + _log_weight(w)
-            for t, w in zip(teacher_logits, self.teacher_weights)
-        ]
-        return temperature * ops.logsumexp(ops.stack(log_probs), axis=0)
-
-    def _teacher_values(self, x, y):
-        """Labels and the teacher side of the losses, precomputed or live."""
-        n_attention = len(self.attention_pairs)
-        if isinstance(y, dict) and TEACHER_LOGITS in y:
-            return y[LABELS], self._precomputed_values(y)
-        outputs = [as_list(taps(x, training=False))
-                   for taps in self._teacher_taps]
-        values = [outputs[index][slot] for index, slot in self._teacher_slots]
-        return y, {
-            "logits": [each[0] for each in outputs],
-            "maps": values[:n_attention],
-            "hints": values[n_attention:],
-        }
-
-    def _precomputed_values(self, y):
-        maps = list(y.get(TEACHER_MAPS, ()))
-        hints = list(y.get(TEACHER_HINTS, ()))
-        for stored, pairs, what, argument in (
-            (maps, self.attention_pairs, "attention maps",
-             "attention_layers"),
-            (hints, self.hint_pairs, "hint features", "hint_layers"),
-        ):
-            if len(stored) != len(pairs):
+        total = alpha * student_loss
+        losses = {"student_loss": student_loss}
+        for term in self.terms:
+            keys = self._term_keys(term)
+            value = term.compute_loss(
+                TapValues({p: teacher[k] for p, k in keys.items()},
+                          {p: teacher_masks.get(k) for p, k in keys.items()},
+                          teacher_logits),
+                TapValues({p: student[p] for p in term.student_taps()},
+                          {p: student_masks[p] for p in term.student_taps()},
+                          student_logits),
+                sample_weight=sample_weight)
+            value = ops.cast(value, "float32")
+            if len(value.shape) == 1:
+                value = term.reduce(value, sample_weight)
+            elif len(value.shape) != 0:
                 raise ValueError(
-                    f"The precomputed teacher outputs carry {len(stored)} "
-                    f"{what}, but the Distiller has {len(pairs)} "
-                    f"{what.split()[0]} pairs. Pass `{argument}=[teacher "
-                    "layer of each pair]` to `keras_kd.precompute_teacher`."
-                )
-        logits = y[TEACHER_LOGITS]
-        teachers = len(self.teachers)
-        if teachers == 1 and len(logits.shape) == 2:
-            logits = [logits]
-        elif len(logits.shape) == 3 and logits.shape[1] == teachers:
-            logits = [logits[:, i] for i in range(teachers)]
-        else:
-            raise ValueError(
-                f"The precomputed teacher logits have shape "
-                f"{tuple(logits.shape)}, but the Distiller has {teachers} "
-                "teacher(s). Precompute with the same list of teachers."
-            )
-        return {"logits": logits, "maps": maps, "hints": hints}
-
-    def _student_values(self, x, training):
-        outputs = as_list(self._student_taps(x, training=training))
-        n_attention, n_hint = len(self.attention_pairs), len(self.hint_pairs)
-        values = outputs[1:1 + n_attention + n_hint]
-        masks = outputs[1 + n_attention + n_hint:]
-        probability_paths = list(
-            getattr(self._student_taps, "attention_probability_paths", [])
-        )
-        pair_masks = []
-        for pair, kind in zip(self.attention_pairs, self._attention_kinds):
-            pair_masks.append(
-                masks[probability_paths.index(pair.student_layer)]
-                if kind == _PROBABILITIES else None
-            )
-        return {
-            "logits": outputs[0],
-            "maps": values[:n_attention],
-            "hints": values[n_attention:],
-            "masks": pair_masks,
-        }
+                    f"Term '{term.name}' must return a scalar or per-example "
+                    f"values (batch,). Received shape {tuple(value.shape)}")
+            factor = ops.cast(term.weight, "float32")
+            if term.mixes_with_labels:
+                factor = factor * (1.0 - alpha)
+            total += factor * value
+            losses[f"{term.name}_loss"] = value
+        losses["loss"] = total
+        return losses
 
     def train_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled()
-        y, teacher = self._teacher_values(x, y)
+        y, teacher_logits, teacher, teacher_masks = self._teacher_pass(x, y)
         with tf.GradientTape() as tape:
-            student = self._student_values(x, training=True)
-            losses = self._compute_losses(y, teacher, student, sample_weight)
+            logits, student, student_masks = self._student_pass(x, True)
+            losses = self.compute_losses(
+                y, teacher_logits, teacher, teacher_masks, logits, student,
+                student_masks, sample_weight)
             scaled_loss = self.optimizer.scale_loss(losses["loss"])
         # Read after the forward pass: a subclassed student builds in it.
         variables = self.student.trainable_variables + [
-            v for connector in self.connectors
-            for v in connector.trainable_variables
-        ]
+            v for term in self.terms for v in term.trainable_variables]
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
-        return self._update_metrics(x, y, student["logits"], losses,
-                                    sample_weight)
+        return self._update_metrics(x, y, logits, losses, sample_weight)
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled()
-        y, teacher = self._teacher_values(x, y)
-        student = self._student_values(x, training=False)
-        losses = self._compute_losses(y, teacher, student, sample_weight)
-        return self._update_metrics(x, y, student["logits"], losses,
-                                    sample_weight)
+        y, teacher_logits, teacher, teacher_masks = self._teacher_pass(x, y)
+        logits, student, student_masks = self._student_pass(x, False)
+        losses = self.compute_losses(
+            y, teacher_logits, teacher, teacher_masks, logits, student,
+            student_masks, sample_weight)
+        return self._update_metrics(x, y, logits, losses, sample_weight)
 
     def _update_metrics(self, x, y, student_logits, losses, sample_weight):
         batch_size = ops.shape(student_logits)[0]
         # Undo the per-replica scaling of the losses for logging.
         replicas = tf.distribute.get_strategy().num_replicas_in_sync
-        for tracker, key in (
-            (self._loss_tracker_total, "loss"),
-            (self._student_loss_tracker, "student_loss"),
-            (self._distillation_loss_tracker, "distillation_loss"),
-            (self._attention_loss_tracker, "attention_loss"),
-            (self._hint_loss_tracker, "hint_loss"),
-        ):
-            tracker.update_state(
-                losses[key] * replicas, sample_weight=batch_size
-            )
+        for tracker in [self._loss_tracker_total,
+                        self._student_loss_tracker, *self._term_trackers]:
+            tracker.update_state(losses[tracker.name] * replicas,
+                                 sample_weight=batch_size)
         return self.compute_metrics(
             x, y, student_logits, sample_weight=sample_weight
         )
@@ -582,6 +577,8 @@ class Distiller(keras.Model):
                 "hint_pairs": pairs_to_config(self.hint_pairs),
                 "teacher_weights": (list(self.teacher_weights)
                                     if len(teachers) > 1 else None),
+                "terms": [keras.saving.serialize_keras_object(t)
+                          for t in self._custom_terms] or None,
             }
         )
         return config
@@ -600,15 +597,71 @@ class Distiller(keras.Model):
         )
         for key in ("attention_pairs", "hint_pairs"):
             config[key] = [tuple(p) for p in config.get(key) or []]
+        if config.get("terms"):
+            config["terms"] = [keras.saving.deserialize_keras_object(t)
+                               for t in config["terms"]]
         return cls(**config)
 
 
-_PROBABILITIES = "probabilities"
-_FEATURES = "features"
+class _Prepare:
+    """`term.prepare_teacher(path, ·)` as a one-argument function."""
+
+    def __init__(self, term, path):
+        self.term, self.path = term, path
+
+    def __call__(self, value):
+        return self.term.prepare_teacher(self.path, value)
 
 
-def _log_weight(weight):
-    return math.log(weight) if weight > 0 else -math.inf
+def _identity(value):
+    return value
+
+
+def _raw_key(index, path, kind):
+    return f"{index}:{path}|raw {kind}"
+
+
+def _kind(is_attention):
+    return "MultiHeadAttention" if is_attention else "feature map"
+
+
+def _input_spec(models):
+    """Symbolic inputs from the first Functional/Sequential model, if any."""
+    for model in models:
+        if not compat.is_graph_model(model):
+            continue
+        try:
+            inputs = model.input
+        except (AttributeError, ValueError):
+            continue
+        return keras.tree.map_structure(
+            lambda t: keras.KerasTensor(t.shape, t.dtype), inputs)
+    return None
+
+
+def _resolve_temperature(temperature, distillation_loss_fn):
+    own = (distillation_loss_fn.temperature
+           if isinstance(distillation_loss_fn, SoftTargetKD) else None)
+    if temperature is None:
+        return own if own is not None else 3.0
+    temperature = check_positive("temperature", temperature)
+    if own is not None and own != temperature:
+        raise ValueError(
+            "The `SoftTargetKD` given as `distillation_loss_fn` has "
+            f"temperature={own}, but `compile` received "
+            f"temperature={temperature}. The Distiller's `temperature` "
+            "governs; make them agree (or leave `temperature` out).")
+    return temperature
+
+
+def _check_term_names(terms):
+    names = [term.name for term in terms]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Each term of a Distiller needs its own name (its loss is "
+            f"logged as '<name>_loss'). Received the names {names}; "
+            f"repeated: {duplicates}")
 
 
 def _as_teacher_list(teacher):
@@ -625,137 +678,6 @@ def _as_teacher_list(teacher):
             f"Received: {[t.name for t in teachers]}"
         )
     return teachers
-
-
-def _check_teacher_weights(weights, count):
-    if weights is None:
-        return [1.0 / count] * count
-    if not isinstance(weights, (list, tuple)) or len(weights) != count:
-        raise ValueError(
-            f"Argument `teacher_weights` must list one weight per teacher "
-            f"({count}). Received: teacher_weights={weights!r}"
-        )
-    weights = [check_non_negative("teacher_weights entry", w)
-               for w in weights]
-    total = sum(weights)
-    if total <= 0:
-        raise ValueError(
-            "Argument `teacher_weights` must have a positive sum. Received: "
-            f"teacher_weights={weights!r}"
-        )
-    return [w / total for w in weights]
-
-
-def _tap_shape(taps, slot):
-    return tuple(taps.outputs[slot].shape)
-
-
-def _check_attention_pairs(pairs, teacher_taps, teacher_slots, student_taps):
-    """The kind of each attention pair: attention probabilities or maps."""
-    kinds = []
-    for position, (pair, (index, slot)) in enumerate(
-        zip(pairs, teacher_slots)
-    ):
-        taps = teacher_taps[index]
-        teacher_probs = is_attention_probability_tap(taps, pair.teacher_layer)
-        student_probs = is_attention_probability_tap(student_taps,
-                                                     pair.student_layer)
-        teacher_shape = _tap_shape(taps, slot)
-        student_shape = _tap_shape(student_taps, 1 + position)
-        if teacher_probs != student_probs:
-            raise ValueError(
-                "An attention pair must name two MultiHeadAttention layers "
-                "or two layers with feature maps, not one of each. Received: "
-                f"teacher layer '{pair.teacher_layer}' "
-                f"({'MultiHeadAttention' if teacher_probs else 'feature map'})"
-                f" and student layer '{pair.student_layer}' "
-                f"({'MultiHeadAttention' if student_probs else 'feature map'})"
-            )
-        if teacher_probs:
-            for path, shape in ((pair.teacher_layer, teacher_shape),
-                                (pair.student_layer, student_shape)):
-                if len(shape) != 4:
-                    raise ValueError(
-                        "Attention-map distillation supports "
-                        "MultiHeadAttention over one sequence axis, with "
-                        "probabilities (batch, heads, query, key). Received: "
-                        f"layer '{path}' with probabilities of shape {shape}"
-                    )
-            check_same_lengths(
-                teacher_shape, student_shape,
-                where=f" (pair '{pair.teacher_layer}', "
-                      f"'{pair.student_layer}')",
-            )
-            kinds.append(_PROBABILITIES)
-            continue
-        for path, shape, argument in (
-            (pair.teacher_layer, teacher_shape, "teacher"),
-            (pair.student_layer, student_shape, "student"),
-        ):
-            if len(shape) not in (3, 4):
-                raise ValueError(
-                    "Attention pairs need layers whose output is a "
-                    "channels-last map of rank 4 (B, H, W, C) or rank 3 "
-                    f"(B, T, C). Received: {argument} layer '{path}' with "
-                    f"output shape {shape}"
-                )
-        kinds.append(_FEATURES)
-    return kinds
-
-
-def _make_connectors(pairs, teacher_taps, teacher_slots, student_taps,
-                     offset):
-    connectors = []
-    for position, (pair, (index, slot)) in enumerate(
-        zip(pairs, teacher_slots)
-    ):
-        teacher_shape = _tap_shape(teacher_taps[index], slot)
-        student_shape = _tap_shape(student_taps, 1 + offset + position)
-        check_hint_shapes(teacher_shape, student_shape, pair.teacher_layer,
-                          pair.student_layer)
-        connectors.append(make_connector(teacher_shape, student_shape,
-                                         name=f"hint_connector_{position}"))
-    return connectors
-
-
-class _VariableTemperatureKD(keras.losses.Loss):
-    """`SoftTargetKD` that reads `T` from the Distiller's variable."""
-
-    def __init__(self, temperature):
-        super().__init__(name="soft_target_kd")
-        self.temperature = temperature
-
-    def call(self, y_true, y_pred):
-        return soft_target_kd(y_true, y_pred, self.temperature)
-
-
-class _FunctionLoss(keras.losses.Loss):
-    """Wraps a plain `fn(y_true, y_pred)` so it takes `sample_weight`."""
-
-    def __init__(self, fn):
-        super().__init__(name=getattr(fn, "__name__", "loss"))
-        self.fn = fn
-
-    def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred)
-
-
-def _as_loss(loss, argument):
-    if isinstance(loss, str):
-        try:
-            loss = keras.losses.get(loss)
-        except ValueError as e:
-            raise ValueError(
-                f"Unknown loss for `{argument}`. Received: {argument}={loss!r}"
-            ) from e
-    if isinstance(loss, keras.losses.Loss):
-        return loss
-    if callable(loss):
-        return _FunctionLoss(loss)
-    raise TypeError(
-        f"Argument `{argument}` must be a `keras.losses.Loss`, a loss name or "
-        f"a callable. Received: {argument}={loss!r}"
-    )
 
 
 def _check_models(teacher, student):
@@ -780,10 +702,9 @@ def _output_layer(model):
                 return None
             model = model.layers[-1]
             continue
-        outputs = getattr(model, "_outputs", None) or []
-        if len(outputs) != 1:
+        if not compat.is_graph_model(model) or len(model.outputs) != 1:
             return None
-        history = getattr(outputs[0], "_keras_history", None)
+        history = getattr(model.outputs[0], "_keras_history", None)
         if history is None:
             return None
         model = history.operation
@@ -791,7 +712,7 @@ def _output_layer(model):
 
 
 def _check_logits(model, argument):
-    if getattr(model, "outputs", None) and len(model.outputs) != 1:
+    if compat.is_graph_model(model) and len(model.outputs) != 1:
         raise ValueError(
             f"The {argument} must have a single output of class logits. "
             f"Received: {argument} '{model.name}' with "
@@ -810,10 +731,9 @@ def _check_logits(model, argument):
 
 
 def _num_classes(model):
-    try:
-        return model.outputs[0].shape[-1]
-    except (AttributeError, IndexError, TypeError, ValueError):
+    if not compat.is_graph_model(model):
         return None  # Subclassed model: no symbolic output.
+    return model.outputs[0].shape[-1]
 
 
 def _check_num_classes(teacher, student):
@@ -836,5 +756,5 @@ def _check_num_classes(teacher, student):
 def _computes_in_float16(model):
     return any(
         layer.dtype_policy.compute_dtype == "float16"
-        for layer in model._flatten_layers()
+        for layer in compat.all_layers(model)
     )

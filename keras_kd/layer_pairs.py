@@ -1,9 +1,8 @@
-"""Parsing of `attention_pairs` and `hint_pairs`: which layers to match.
+"""Parsing of layer pairs: `(teacher_layer, student_layer[, weight])`.
 
-A pair is `(teacher_layer, student_layer)` or `(teacher_layer,
-student_layer, weight)`. With several teachers, the teacher layer names the
-first teacher by default and another one with an index prefix:
-`"1:block2_out"` is layer `block2_out` of `teachers[1]`.
+With several teachers, the teacher layer names the first teacher by default
+and another one with an index prefix: `"1:block2_out"` is layer
+`block2_out` of `teachers[1]`.
 """
 
 import collections
@@ -13,6 +12,13 @@ from keras_kd.utils.validation import check_non_negative
 LayerPair = collections.namedtuple(
     "LayerPair", ["teacher_index", "teacher_layer", "student_layer", "weight"]
 )
+
+
+def teacher_key(pair):
+    """The teacher path as written, `"1:stage2"` or `"stage2"`."""
+    if pair.teacher_index:
+        return f"{pair.teacher_index}:{pair.teacher_layer}"
+    return pair.teacher_layer
 
 
 def split_teacher_path(path, num_teachers, argument):
@@ -25,7 +31,7 @@ def split_teacher_path(path, num_teachers, argument):
     if not sep or not prefix.strip().isdigit():
         return 0, path
     index = int(prefix)
-    if index >= num_teachers:
+    if num_teachers is not None and index >= num_teachers:
         raise ValueError(
             f"Unknown teacher index {index} in `{argument}` entry "
             f"'{path}': the Distiller has {num_teachers} teacher(s), indexed "
@@ -34,14 +40,15 @@ def split_teacher_path(path, num_teachers, argument):
     return index, rest
 
 
-def parse_pairs(pairs, argument, num_teachers=1):
+def parse_pairs(pairs, argument, num_teachers=None):
     """Validates `pairs` and returns a list of `LayerPair`.
 
     Args:
         pairs: `None` or a list of 2- or 3-tuples of
             `(teacher_layer, student_layer[, weight])`.
         argument: the argument name for error messages (`"hint_pairs"`).
-        num_teachers: number of teachers, for `"i:layer"` prefixes.
+        num_teachers: number of teachers, to check `"i:layer"` prefixes
+            (`None`: not checked here).
     """
     if pairs is not None and not isinstance(pairs, (list, tuple)):
         raise TypeError(
@@ -71,13 +78,4 @@ def parse_pairs(pairs, argument, num_teachers=1):
 
 def pairs_to_config(pairs):
     """The inverse of `parse_pairs`, for `get_config`."""
-    return [
-        [
-            f"{p.teacher_index}:{p.teacher_layer}"
-            if p.teacher_index
-            else p.teacher_layer,
-            p.student_layer,
-            p.weight,
-        ]
-        for p in pairs
-    ]
+    return [[teacher_key(p), p.student_layer, p.weight] for p in pairs]

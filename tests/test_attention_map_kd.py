@@ -10,6 +10,9 @@ from conftest import make_token_transformer
 from keras.src.backend import set_keras_mask
 
 import keras_kd
+from keras_kd.capture import ATTENTION_PROBABILITIES as ATTENTION
+from keras_kd.capture import LayerCapture
+from keras_kd.capture import Tap
 
 
 def probabilities(shape, seed):
@@ -122,9 +125,12 @@ def test_distiller_captures_mha_probabilities_in_its_single_pass(pad):
         unmasked = 2.0 * ref.attention_map_kd(t_probs, s_probs, "kl")
         assert abs(unmasked - expected) > 0.01 * expected
     assert logs["attention_loss"] == pytest.approx(expected, rel=1e-4)
-    # The tapped pass gives the student's own logits.
-    taps = distiller._student_taps(x)
-    np.testing.assert_allclose(taps[0], student(x), atol=1e-6)
+    # The captured pass gives the student's own logits.
+    with LayerCapture(student, [Tap("mha", ATTENTION)]) as capture:
+        logits = student(x)
+    np.testing.assert_allclose(logits, student(x), atol=1e-6)
+    np.testing.assert_allclose(
+        capture.result()[Tap("mha", ATTENTION)].value, s_probs, atol=1e-6)
 
 
 def test_mse_mode_and_fit_trains_towards_teacher_attention():
@@ -152,9 +158,10 @@ def test_flash_attention_layers_are_captured_and_left_as_set():
     # The TF backend cannot run flash attention at all; the tap still reads
     # the probabilities through the explicit path and restores the flag.
     student = make_token_transformer(2, "student", flash_attention=True)
-    taps = keras_kd.layer_taps.tap_model(student, ["mha"])
     x, _ = tokens()
-    probs = np.asarray(taps(x)[1])
+    with LayerCapture(student, [Tap("mha", ATTENTION)]) as capture:
+        student(x)
+    probs = np.asarray(capture.result()[Tap("mha", ATTENTION)].value)
     assert probs.shape == (8, 2, 6, 6)
     np.testing.assert_allclose(probs.sum(-1), 1.0, rtol=1e-5)
     assert student.get_layer("mha")._flash_attention is True
@@ -168,8 +175,8 @@ def test_pairing_mha_with_a_conv_map_is_a_clear_error():
 
 
 def test_mismatched_sequence_lengths_are_a_clear_error():
-    with pytest.raises(ValueError, match=r"\(query, key\) = \(6, 6\).*"
-                                         r"\(4, 4\)"):
+    with pytest.raises(ValueError, match=r"same inputs.*\(None, 6\).*"
+                                         r"\(None, 4\)"):
         keras_kd.Distiller(make_token_transformer(2, "teacher"),
                            make_token_transformer(2, "student", length=4),
                            attention_pairs=[("mha", "mha")])
@@ -188,7 +195,8 @@ def test_precomputed_probabilities_give_the_live_losses():
     stored = keras_kd.precompute_teacher(
         teacher, tf.data.Dataset.from_tensor_slices((x, y)),
         attention_layers=["mha"], verbose=0)
-    assert stored.element_spec[1]["teacher_maps"][0].shape == (4, 6, 6)
+    values = stored.element_spec[1]["teacher_values"]
+    assert values["0:mha|attention_probabilities"].shape == (4, 6, 6)
     offline = distiller.evaluate(stored.batch(8), verbose=0,
                                  return_dict=True)
     for key in ("loss", "distillation_loss", "attention_loss"):

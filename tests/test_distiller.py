@@ -79,8 +79,15 @@ def test_loss_is_the_documented_weighted_sum(data):
                                attention_weight=250.0)
     logs = distiller.evaluate(x, y, batch_size=32, verbose=0,
                               return_dict=True)
-    teacher_taps = distiller._teacher_taps[0].predict(x, verbose=0)
-    student_taps = distiller._student_taps.predict(x, verbose=0)
+    # Independent of keras_kd's capture: plain Keras sub-models.
+    backbone = distiller.teacher.get_layer("backbone")
+    teacher_taps = keras.Model(backbone.input, [
+        backbone.output, backbone.get_layer("relu1").output,
+        backbone.get_layer("conv2").output]).predict(x, verbose=0)
+    student = distiller.student
+    student_taps = keras.Model(student.input, [
+        student.output, student.get_layer("relu1").output,
+        student.get_layer("conv2").output]).predict(x, verbose=0)
     t_logits, s_logits = teacher_taps[0], student_taps[0]
     student_loss = -np.mean(log_softmax(s_logits.astype("float64"))
                             [np.arange(len(y)), y])

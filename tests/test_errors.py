@@ -100,22 +100,6 @@ def test_negative_pair_weight(models):
             attention_pairs=[("backbone/relu1", "relu1", -1.0)])
 
 
-def test_subclassed_model_with_layer_pairs():
-    class Tiny(keras.Model):
-        def __init__(self, **kwargs):
-            super().__init__(**kwargs)
-            self.conv = keras.layers.Conv2D(4, 3, name="conv")
-            self.pool = keras.layers.GlobalAveragePooling2D()
-            self.out = keras.layers.Dense(10)
-
-        def call(self, x):
-            return self.out(self.pool(self.conv(x)))
-
-    with pytest.raises(ValueError, match="subclassed model \\(Tiny\\)"):
-        keras_kd.Distiller(make_cnn(8, "teacher"), Tiny(name="student"),
-                           attention_pairs=[("conv1", "conv")])
-
-
 @pytest.mark.parametrize(
     "kwargs,error,match",
     [

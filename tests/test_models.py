@@ -4,7 +4,7 @@ import keras
 import numpy as np
 import pytest
 
-from keras_kd.layer_taps import tap_model
+from keras_kd.capture import capture_outputs
 from keras_kd.models import cnn_student
 from keras_kd.models import count_blocks_per_stage
 from keras_kd.models import deepen_resnet
@@ -31,7 +31,8 @@ def test_stage_outputs_match_the_teacher_resolutions():
     names = [f"stage{i}_out" for i in (1, 2, 3)]
     x = keras.random.normal((2, 28, 28, 1))
     for model in (student, teacher):
-        shapes = [tuple(f.shape[1:3]) for f in tap_model(model, names)(x)[1:]]
+        _, taps = capture_outputs(model, names, x)
+        shapes = [tuple(taps[name].shape[1:3]) for name in names]
         assert shapes == [(28, 28), (14, 14), (7, 7)]
     convs = [layer.name for layer in student.layers
              if isinstance(layer, keras.layers.Conv2D)]

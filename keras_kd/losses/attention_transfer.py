@@ -3,6 +3,7 @@
 import keras
 from keras import ops
 
+from keras_kd.utils import compat
 from keras_kd.utils.resize import match_to_smaller
 from keras_kd.utils.validation import check_one_of
 from keras_kd.utils.validation import check_positive
@@ -75,6 +76,11 @@ class AttentionTransfer(keras.losses.Loss):
       (a norm, not squared, and not averaged over positions). The two modes
       differ by orders of magnitude; pick the weight accordingly.
 
+    Masked sequences: when `y_pred` carries a Keras mask `(B, T)`, each map
+    is normalised over the example's valid positions and the squared
+    differences are averaged over valid (example, position) pairs (mode
+    "code" only); teacher and student must then have the same length.
+
     Teacher and student may have different channel counts (the channel
     mean removes them). When the spatial sizes differ, the larger map is
     resized to the smaller one with area interpolation: average pooling when
@@ -90,7 +96,8 @@ class AttentionTransfer(keras.losses.Loss):
         mode: `"code"` or `"paper"`, see above. Defaults to `"code"`.
         reduction: Keras loss reduction. Defaults to `"sum_over_batch_size"`.
         name: Name of the loss instance.
-        dtype: Dtype of the loss computation. Defaults to `"float32"`.
+        dtype: Dtype of the loss computation. Defaults to `None` (the
+            Keras float type).
 
     Example:
 
@@ -119,6 +126,7 @@ class AttentionTransfer(keras.losses.Loss):
 
     def call(self, y_true, y_pred):
         teacher_features, student_features = y_true, y_pred
+        mask = compat.get_keras_mask(y_pred)
         for argument, tensor in (
             ("teacher_map", teacher_features),
             ("student_map", student_features),
@@ -136,10 +144,12 @@ class AttentionTransfer(keras.losses.Loss):
                 f"{tuple(teacher_features.shape)} and student_map of shape "
                 f"{tuple(student_features.shape)}"
             )
+        teacher_attention = attention_map(teacher_features, self.p)
+        student_attention = attention_map(student_features, self.p)
+        if mask is not None:
+            return self._masked(teacher_attention, student_attention, mask)
         teacher_attention, student_attention = match_spatial_size(
-            attention_map(teacher_features, self.p),
-            attention_map(student_features, self.p),
-        )
+            teacher_attention, student_attention)
         batch = ops.shape(teacher_attention)[0]
         q_teacher = _l2_normalize(ops.reshape(teacher_attention, (batch, -1)))
         q_student = _l2_normalize(ops.reshape(student_attention, (batch, -1)))
@@ -148,6 +158,26 @@ class AttentionTransfer(keras.losses.Loss):
             return ops.mean(squared, axis=-1)
         # ‖·‖₂, clamped so identical maps have a finite (zero) gradient.
         return ops.sqrt(ops.maximum(ops.sum(squared, axis=-1), _EPSILON**2))
+
+    def _masked(self, teacher_attention, student_attention, mask):
+        """Masked sequences: `(B, T)` squared differences of maps normalised
+        over valid positions; Keras then averages over valid positions."""
+        if len(teacher_attention.shape) != 2 or (
+                teacher_attention.shape[1] != student_attention.shape[1]):
+            raise ValueError(
+                "`AttentionTransfer` with a mask needs sequence features "
+                "(B, T, C) of the same length T in teacher and student. "
+                f"Received maps of shape {tuple(teacher_attention.shape)} "
+                f"and {tuple(student_attention.shape)}")
+        if self.mode != "code":
+            raise ValueError(
+                "`AttentionTransfer(mode='paper')` is a per-example norm and "
+                "does not support masked sequences; use mode='code'. "
+                f"Received: mode={self.mode!r} with a masked student feature")
+        valid = ops.cast(mask, "float32")
+        q_teacher = _l2_normalize(teacher_attention * valid)
+        q_student = _l2_normalize(student_attention * valid)
+        return ops.square(q_student - q_teacher)
 
     def get_config(self):
         config = super().get_config()

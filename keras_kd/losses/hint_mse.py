@@ -3,6 +3,8 @@
 import keras
 from keras import ops
 
+from keras_kd.utils import compat
+
 
 @keras.saving.register_keras_serializable(package="keras_kd")
 class HintMSE(keras.losses.Loss):
@@ -10,7 +12,9 @@ class HintMSE(keras.losses.Loss):
 
     `loss(teacher_feature, projected_student_feature)` of equal shapes
     `(B, ...)`; per example the mean over all non-batch axes, then the batch
-    mean. Reference: Romero et al., "FitNets: Hints for Thin Deep Nets",
+    mean. When `y_pred` is a sequence `(B, T, C)` with a Keras mask, the
+    mean runs over valid (example, position) pairs and all channels.
+    Reference: Romero et al., "FitNets: Hints for Thin Deep Nets",
     ICLR 2015.
 
     Example:
@@ -30,5 +34,9 @@ class HintMSE(keras.losses.Loss):
     def call(self, y_true, y_pred):
         squared = ops.square(ops.cast(y_pred, "float32")
                              - ops.cast(y_true, "float32"))
+        if compat.get_keras_mask(y_pred) is not None and len(
+                squared.shape) == 3:
+            # (B, T): Keras averages over the valid positions.
+            return ops.mean(squared, axis=-1)
         return ops.mean(ops.reshape(squared, (ops.shape(squared)[0], -1)),
                         axis=-1)

@@ -58,7 +58,8 @@ class SoftTargetKD(keras.losses.Loss):
         reduction: Keras loss reduction. Defaults to
             `"sum_over_batch_size"` (the batch mean).
         name: Name of the loss instance.
-        dtype: Dtype of the loss computation. Defaults to `"float32"`.
+        dtype: Dtype of the loss computation. Defaults to `None` (the
+            Keras float type).
 
     Example:
 

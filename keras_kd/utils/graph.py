@@ -1,22 +1,15 @@
 """Replays a Functional graph with nested models inlined.
 
-Both the layer taps (one pass yielding intermediate maps) and the tf_keras
-twin (the same graph rebuilt from other layers) walk a Keras model's graph
-node by node; this module is that walk.
+The tf_keras twin (the same graph rebuilt from other layers) walks a Keras
+model's graph node by node; this module is that walk.
 """
 
 import keras
-from keras.src.models.functional import Functional
 
+from keras_kd.utils import compat
+from keras_kd.utils.compat import functional_graph
 
-def functional_graph(model):
-    """The Functional graph behind `model`, or `None` for subclassed models."""
-    if isinstance(model, keras.Sequential):
-        # A built Sequential model keeps its graph in `_functional`.
-        return getattr(model, "_functional", None)
-    if isinstance(model, Functional):
-        return model
-    return None
+__all__ = ["functional_graph", "replay"]
 
 
 def replay(graph, inputs, call_fn, observe_fn=None):
@@ -57,7 +50,7 @@ def replay(graph, inputs, call_fn, observe_fn=None):
 
         return call
 
-    outputs = graph._run_through_graph(inputs, operation_fn=operation_fn)
+    outputs = compat.run_through_graph(graph, inputs, operation_fn)
     if isinstance(outputs, (list, tuple)) and len(outputs) == 1:
         return outputs[0]
     return outputs

@@ -5,6 +5,7 @@ in the Keras style: "Argument `temperature` must be > 0. Received:
 temperature=-1".
 """
 
+import math
 import numbers
 
 
@@ -13,6 +14,11 @@ def _check_number(name, value):
         raise TypeError(
             f"Argument `{name}` must be a number. "
             f"Received: {name}={value!r} (of type {type(value).__name__})"
+        )
+    if not math.isfinite(value):
+        raise ValueError(
+            f"Argument `{name}` must be a finite number. "
+            f"Received: {name}={value!r}"
         )
     return float(value)
 

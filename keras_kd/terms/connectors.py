@@ -1,4 +1,4 @@
-"""FitNets hints: trainable connectors from student to teacher features."""
+"""Connectors of hint terms: student features mapped to the teacher width."""
 
 import keras
 

@@ -1,0 +1,154 @@
+"""Hinton's soft targets as a distillation term."""
+
+import contextlib
+import math
+
+import keras
+from keras import ops
+
+from keras_kd.losses.soft_target_kd import SoftTargetKD
+from keras_kd.terms.pair_term import as_loss
+from keras_kd.terms.term import Term
+from keras_kd.utils.validation import check_non_negative
+from keras_kd.utils.validation import check_positive
+
+
+@keras.saving.register_keras_serializable(package="keras_kd")
+class SoftTargetTerm(Term):
+    """Soft targets: `loss_fn(teacher logits, student logits)` at `T`.
+
+    With the default `keras_kd.losses.SoftTargetKD` (or a subclass, or one
+    with another reduction: it is called as given) the loss receives logits
+    and is `T² · KL(softmax(t/T) ‖ softmax(s/T))`; its temperature is this
+    term's `temperature` variable while it runs, so a
+    `TemperatureScheduler` governs it. Any other loss (a `keras.losses.Loss`,
+    a function or a name such as `"kl_divergence"`) receives the softened
+    *probabilities* and its value is multiplied by `T²`, so
+    `keras.losses.KLDivergence()` gives the default's value.
+
+    With several teachers the soft targets are the weighted average
+    `Σ_i w_i softmax(t_i/T)`, passed to the loss as the logits
+    `T · log Σ_i w_i softmax(t_i/T)`.
+
+    The term is scaled by `1 − alpha` beside the Distiller's hard-label
+    loss (`mixes_with_labels`).
+
+    Reference: Hinton, Vinyals & Dean, "Distilling the Knowledge in a
+    Neural Network", 2015.
+
+    Args:
+        temperature: `T > 0`, or a shared `keras.Variable`.
+        loss_fn: see above; defaults to `SoftTargetKD`.
+        teacher_weights: optional weights of several teachers (normalised
+            to sum 1; equal by default).
+        weight: the term's weight.
+        name: defaults to `"distillation"`.
+
+    Example:
+
+    ```python
+    term = keras_kd.terms.SoftTargetTerm(temperature=4.0)
+    ```
+    """
+
+    mixes_with_labels = True
+
+    def __init__(self, temperature=3.0, loss_fn=None, teacher_weights=None,
+                 weight=1.0, name="distillation", **kwargs):
+        super().__init__(weight=weight, name=name, **kwargs)
+        if isinstance(temperature, keras.Variable):
+            self.temperature = temperature
+        else:
+            temperature = check_positive("temperature", temperature)
+            self.temperature = self.add_weight(
+                name="temperature", shape=(), trainable=False,
+                dtype="float32",
+                initializer=keras.initializers.Constant(temperature))
+        self.teacher_weights = normalized_weights(teacher_weights)
+        self.loss_fn = as_loss(loss_fn or self.default_loss(), "loss_fn")
+
+    def default_loss(self):
+        return SoftTargetKD(float(self.temperature.numpy()))
+
+    def compute_loss(self, teacher, student, sample_weight=None):
+        student_logits = ops.cast(student.logits, "float32")
+        temperature = ops.cast(self.temperature, "float32")
+        teacher_logits = self.soft_target_logits(teacher.logits, temperature)
+        if teacher_logits.shape[-1] != student_logits.shape[-1]:
+            raise ValueError(
+                "Teacher and student must output logits for the same number "
+                f"of classes. Received: teacher logits of shape "
+                f"{tuple(teacher_logits.shape)} and student logits of shape "
+                f"{tuple(student_logits.shape)}")
+        if isinstance(self.loss_fn, SoftTargetKD):
+            with _temperature_of(self.loss_fn, self.temperature):
+                return self.loss_fn(teacher_logits, student_logits,
+                                    sample_weight=sample_weight)
+        return self.loss_fn(
+            ops.softmax(teacher_logits / temperature, axis=-1),
+            ops.softmax(student_logits / temperature, axis=-1),
+            sample_weight=sample_weight) * ops.square(temperature)
+
+    def soft_target_logits(self, teacher_logits, temperature):
+        """Logits whose `softmax(·/T)` are the (averaged) soft targets."""
+        if len(teacher_logits) == 1:
+            return ops.cast(teacher_logits[0], "float32")
+        weights = self.teacher_weights or [1.0 / len(teacher_logits)] * len(
+            teacher_logits)
+        if len(weights) != len(teacher_logits):
+            raise ValueError(
+                f"The soft-target term has {len(weights)} teacher weights "
+                f"but received logits of {len(teacher_logits)} teachers.")
+        log_probs = [
+            ops.log_softmax(ops.cast(t, "float32") / temperature, axis=-1)
+            + (math.log(w) if w > 0 else -math.inf)
+            for t, w in zip(teacher_logits, weights)
+        ]
+        return temperature * ops.logsumexp(ops.stack(log_probs), axis=0)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({
+            "temperature": float(self.temperature.numpy()),
+            "loss_fn": keras.saving.serialize_keras_object(self.loss_fn),
+            "teacher_weights": self.teacher_weights,
+        })
+        return config
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["loss_fn"] = keras.saving.deserialize_keras_object(
+            config["loss_fn"])
+        return cls(**config)
+
+
+def normalized_weights(weights, count=None):
+    """Teacher weights normalised to sum 1 (`None` stays `None`)."""
+    if weights is None:
+        return None
+    if not isinstance(weights, (list, tuple)) or (
+            count is not None and len(weights) != count):
+        raise ValueError(
+            "Argument `teacher_weights` must list one weight per teacher"
+            + (f" ({count})" if count is not None else "")
+            + f". Received: teacher_weights={weights!r}")
+    weights = [check_non_negative("teacher_weights entry", w)
+               for w in weights]
+    total = sum(weights)
+    if total <= 0:
+        raise ValueError(
+            "Argument `teacher_weights` must have a positive sum. Received: "
+            f"teacher_weights={weights!r}")
+    return [w / total for w in weights]
+
+
+@contextlib.contextmanager
+def _temperature_of(loss, temperature):
+    """Lets a `SoftTargetKD` read `temperature` (a variable) while traced."""
+    saved = loss.temperature
+    loss.temperature = temperature
+    try:
+        yield
+    finally:
+        loss.temperature = saved

@@ -1,0 +1,111 @@
+"""Every private Keras / TensorFlow attribute keras_kd relies on, in one place.
+
+Keras has no forward hooks and no public way to read a layer's output mask
+after the fact, to ask a `MultiHeadAttention` for its probabilities from
+inside another layer's call, or to trace a function symbolically. Each such
+reach into private API is a function here, and `tests/test_compat.py` names
+each attribute, so that an upgrade that removes one fails loudly in one
+test instead of deep inside a training step.
+
+`PRIVATE_ATTRIBUTES` lists them for that test.
+"""
+
+import keras
+
+PRIVATE_ATTRIBUTES = {
+    # (owner, attribute): what keras_kd uses it for.
+    ("keras.layers.Layer", "_flatten_layers"):
+        "direct sublayers of any layer (layer paths, mixed precision check)",
+    ("keras.layers.MultiHeadAttention", "_compute_attention"):
+        "capturing attention probabilities inside any caller",
+    ("keras.layers.MultiHeadAttention", "_flash_attention"):
+        "running the explicit attention path while probabilities are read",
+    ("keras.src.backend", "get_keras_mask"): "reading Keras masks",
+    ("keras.src.backend", "set_keras_mask"): "attaching Keras masks",
+    ("keras.src.backend", "compute_output_spec"):
+        "shapes of tapped layers from a symbolic trace",
+    ("keras.src.models.functional.Functional", "_run_through_graph"):
+        "replaying a Functional graph (tf_keras twins)",
+    ("keras.Sequential", "_functional"): "the graph of a built Sequential",
+    ("keras.src.losses.loss", "reduce_weighted_values"):
+        "reducing per-example term values as a Keras loss does",
+    ("keras.src.losses.loss", "scale_loss_for_distribution"):
+        "scaling scalar term values by the replicas in sync",
+    ("keras.KerasTensor", "_keras_history"):
+        "the layer behind a model output (softmax check)",
+}
+
+
+def direct_sublayers(layer):
+    """The sublayers `layer` tracks directly (not recursively)."""
+    return list(layer._flatten_layers(include_self=False, recursive=False))
+
+
+def all_layers(model):
+    """`model` and every layer it tracks, recursively."""
+    return list(model._flatten_layers())
+
+
+def get_keras_mask(x):
+    from keras.src import backend
+
+    return backend.get_keras_mask(x)
+
+
+def set_keras_mask(x, mask):
+    from keras.src import backend
+
+    backend.set_keras_mask(x, mask)
+
+
+def compute_output_spec(fn, *args, **kwargs):
+    """Traces `fn` on `keras.KerasTensor` inputs; returns output specs."""
+    from keras.src import backend
+
+    return backend.compute_output_spec(fn, *args, **kwargs)
+
+
+def flash_attention_flag(layer):
+    return getattr(layer, "_flash_attention", None)
+
+
+def set_flash_attention_flag(layer, value):
+    # Plain attribute write: Keras tracks no state behind this flag.
+    object.__setattr__(layer, "_flash_attention", value)
+
+
+def functional_graph(model):
+    """The Functional graph behind `model`, or `None` for subclassed models."""
+    from keras.src.models.functional import Functional
+
+    if isinstance(model, keras.Sequential):
+        # A built Sequential model keeps its graph in `_functional`.
+        return getattr(model, "_functional", None)
+    if isinstance(model, Functional):
+        return model
+    return None
+
+
+def is_graph_model(model):
+    """Whether `model` is a Functional model or a built Sequential model."""
+    return functional_graph(model) is not None
+
+
+def run_through_graph(graph, inputs, operation_fn):
+    return graph._run_through_graph(inputs, operation_fn=operation_fn)
+
+
+def reduce_per_example(values, sample_weight=None):
+    """What a Keras loss does with per-example values: the batch mean with
+    `sample_weight` ("sum_over_batch_size"), divided by the replicas."""
+    from keras.src.losses.loss import reduce_weighted_values
+
+    return reduce_weighted_values(values, sample_weight=sample_weight,
+                                  reduction="sum_over_batch_size")
+
+
+def scale_for_replicas(value):
+    """`value` divided by the replicas in sync, as Keras scales losses."""
+    from keras.src.losses.loss import scale_loss_for_distribution
+
+    return scale_loss_for_distribution(value)
