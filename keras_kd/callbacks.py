@@ -1,12 +1,16 @@
 """Epoch schedules for the Distiller's temperature and loss weights.
 
-The Distiller keeps `temperature`, `alpha`, `attention_weight` and
-`hint_weight` in
-non-trainable variables, so assigning them between epochs takes effect in
-compiled (`jit_compile=True`) steps without retracing.
+The Distiller keeps `temperature`, `alpha`, `attention_weight`,
+`hint_weight` and the weight of each term in non-trainable variables, so
+assigning them between epochs takes effect in compiled (`jit_compile=True`)
+steps without retracing.
 """
 
 import keras
+
+from keras_kd.utils.validation import check_non_negative
+from keras_kd.utils.validation import check_positive
+from keras_kd.utils.validation import check_unit_interval
 
 
 def _scheduled_value(schedule, epoch, argument):
@@ -31,29 +35,38 @@ class _VariableScheduler(keras.callbacks.Callback):
                     f"float. Received: {argument}={schedule!r}")
         self.schedules = schedules
 
+    def _variable(self, name):
+        variable = getattr(self.model, name, None)
+        if isinstance(variable, keras.Variable):
+            return variable
+        for term in getattr(self.model, "terms", []):
+            if term.name == name:
+                return term.weight
+        raise ValueError(
+            f"{type(self).__name__} schedules `{name}`, but the model "
+            f"'{self.model.name}' has no such Distiller variable or term. "
+            "Terms: "
+            f"{[t.name for t in getattr(self.model, 'terms', [])]}")
+
     def on_epoch_begin(self, epoch, logs=None):
         for name, schedule in self.schedules.items():
-            variable = getattr(self.model, name, None)
-            if not isinstance(variable, keras.Variable):
-                raise ValueError(
-                    f"{type(self).__name__} schedules `{name}`, but the model "
-                    f"'{self.model.name}' has no such Distiller variable.")
+            variable = self._variable(name)
             value = _scheduled_value(schedule, epoch, name)
-            if name == "temperature" and not value > 0:
-                raise ValueError(f"The schedule gave temperature={value} at "
-                                 f"epoch {epoch}; it must be > 0.")
-            if name == "alpha" and not 0 <= value <= 1:
-                raise ValueError(f"The schedule gave alpha={value} at epoch "
-                                 f"{epoch}; it must be in [0, 1].")
-            if name.endswith("_weight") and not value >= 0:
-                raise ValueError(f"The schedule gave {name}={value} at epoch "
-                                 f"{epoch}; it must be >= 0.")
+            check = {"temperature": check_positive,
+                     "alpha": check_unit_interval}.get(name,
+                                                       check_non_negative)
+            try:
+                check(name, value)
+            except ValueError as e:
+                raise ValueError(
+                    f"The schedule gave an invalid value at epoch {epoch}: "
+                    f"{e}") from e
             variable.assign(value)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             for name in self.schedules:
-                logs[name] = float(getattr(self.model, name).numpy())
+                logs[name] = float(self._variable(name).numpy())
 
 
 class TemperatureScheduler(_VariableScheduler):
@@ -76,12 +89,15 @@ class TemperatureScheduler(_VariableScheduler):
 
 
 class LossWeightScheduler(_VariableScheduler):
-    """Sets `alpha`, `attention_weight`, `hint_weight` from epoch functions.
+    """Sets `alpha`, `attention_weight`, `hint_weight` and the weights of
+    named terms from epoch functions.
 
     Args:
         alpha: optional function `epoch -> alpha in [0, 1]`.
         attention_weight: optional function `epoch -> weight >= 0`.
         hint_weight: optional function `epoch -> weight >= 0`.
+        **term_weights: `term_name=function`, for the `weight` of a term of
+            the Distiller (`rkd_distance=lambda epoch: 25.0`).
 
     Example:
 
@@ -91,13 +107,14 @@ class LossWeightScheduler(_VariableScheduler):
     ```
     """
 
-    def __init__(self, alpha=None, attention_weight=None, hint_weight=None):
+    def __init__(self, alpha=None, attention_weight=None, hint_weight=None,
+                 **term_weights):
         schedules = {name: fn for name, fn in (
             ("alpha", alpha), ("attention_weight", attention_weight),
-            ("hint_weight", hint_weight))
+            ("hint_weight", hint_weight), *term_weights.items())
             if fn is not None}
         if not schedules:
             raise ValueError("LossWeightScheduler needs at least one of "
-                             "`alpha`, `attention_weight` or `hint_weight`. "
-                             "Received none.")
+                             "`alpha`, `attention_weight`, `hint_weight` or "
+                             "a term name. Received none.")
         super().__init__(schedules)

@@ -246,6 +246,11 @@ class LayerCapture:
         for tap, (target, index) in self._targets.items():
             if target is not layer or tap.kind != kind:
                 continue
+            if tap in self._records and _graph_of(
+                    self._records[tap].value) is not _graph_of(value):
+                # Keras built the model by a symbolic call first (a
+                # subclassed model's first call): the real pass replaces it.
+                del self._records[tap]
             if tap in self._records:
                 raise ValueError(
                     f"The {self.argument} layer '{tap.path}' was called more "
@@ -300,6 +305,15 @@ class LayerCapture:
                 f"the forward pass of '{self.model.name}', so there is "
                 "nothing to distil. Tap layers that the model's call runs.")
         return dict(self._records)
+
+
+def _graph_of(value):
+    """The graph of the first tensor in `value`; `None` when eager."""
+    first = keras.tree.flatten(value)[0]
+    try:
+        return first.graph
+    except AttributeError:
+        return None
 
 
 def _is_tensor(value):

@@ -78,6 +78,7 @@ def data():
 
 @pytest.fixture(autouse=True)
 def _clear_session():
+    keras.backend.clear_session()  # fresh layer names, no stale graphs
     keras.utils.set_random_seed(1)
     yield
     keras.config.set_dtype_policy("float32")
@@ -93,3 +94,38 @@ def quadrant_images(n, size=12, seed=0):
         r, c = divmod(int(label), 2)
         x[i, r * half:(r + 1) * half, c * half:(c + 1) * half] += 1.0
     return x, y
+
+
+def bert_classifier(layers, heads, hidden, name, vocabulary=50, length=16):
+    """A small random-init keras-hub BERT classifier (no downloads)."""
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=vocabulary, num_layers=layers, num_heads=heads,
+        hidden_dim=hidden, intermediate_dim=2 * hidden,
+        max_sequence_length=length, name=f"{name}_backbone")
+    return keras_hub.models.BertTextClassifier(
+        backbone=backbone, num_classes=3, preprocessor=None,
+        activation=None, name=name)
+
+
+def bert_inputs(batch=8, length=12, seed=0, vocabulary=50):
+    """Token ids with every other example padded after 7 tokens."""
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(1, vocabulary, (batch, length)).astype("int32")
+    padding = np.ones((batch, length), bool)
+    padding[::2, 7:] = False
+    ids[~padding] = 0
+    x = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
+         "padding_mask": padding}
+    return x, rng.integers(0, 3, batch).astype("int32")
+
+
+def sharpen_attention(model, scale=8.0):
+    """Scales query and key kernels so that attention is far from uniform
+    (random-init BERT attends almost uniformly)."""
+    for layer in model._flatten_layers():
+        if isinstance(layer, keras.layers.MultiHeadAttention):
+            for dense in (layer._query_dense, layer._key_dense):
+                dense.kernel.assign(dense.kernel * scale)
+    return model

@@ -39,16 +39,21 @@ def assert_same_weights(before, after):
 
 @keras.saving.register_keras_serializable(package="keras_kd_tests")
 class CallCounter(keras.layers.Layer):
-    """Identity layer that counts how often it runs in training mode."""
+    """Identity layer that counts its executed calls, and training ones."""
 
     def build(self, input_shape):
         self.count = self.add_weight(
             shape=(), initializer="zeros", trainable=False, name="count"
         )
+        self.training_count = self.add_weight(
+            shape=(), initializer="zeros", trainable=False,
+            name="training_count"
+        )
 
     def call(self, x, training=None):
+        self.count.assign_add(1.0)
         if training:
-            self.count.assign_add(1.0)
+            self.training_count.assign_add(1.0)
         return x
 
 
@@ -137,24 +142,96 @@ def test_one_batchnorm_update_per_train_step(data):
                                m * 1.0 + (1 - m) * batch_var, rtol=1e-4)
 
 
-def test_one_teacher_and_one_student_pass_per_step(data):
+def with_counter(model, name):
+    inputs = keras.Input((12, 12, 1))
+    counted = CallCounter(name="counter")(inputs)
+    return keras.Model(inputs, model(counted), name=name)
+
+
+@pytest.mark.parametrize("pairs", ["attention", "hint", "none"])
+def test_one_teacher_and_one_student_pass_per_step(data, pairs):
     x, y = data
-
-    def with_counter(model, name):
-        inputs = keras.Input((12, 12, 1))
-        counted = CallCounter(name="counter")(inputs)
-        return keras.Model(inputs, model(counted), name=name)
-
     teacher = with_counter(make_nested_teacher(), "teacher")
     student = with_counter(make_cnn(4, "student_core"), "student")
+    layers = [("teacher/backbone/relu1", "student_core/relu1")]
     distiller = keras_kd.Distiller(
         teacher, student,
-        attention_pairs=[("teacher/backbone/relu1", "student_core/relu1")],
+        attention_pairs=layers if pairs == "attention" else None,
+        hint_pairs=layers if pairs == "hint" else None,
     )
     distiller.compile()
     distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)  # 4 steps
-    assert float(student.get_layer("counter").count) == 4.0
-    assert float(teacher.get_layer("counter").count) == 0.0  # inference
+    student_counter = student.get_layer("counter")
+    teacher_counter = teacher.get_layer("counter")
+    assert float(student_counter.training_count) == 4.0
+    assert float(student_counter.count) == 4.0  # no extra inference pass
+    assert float(teacher_counter.count) == 4.0  # one teacher pass a step
+    assert float(teacher_counter.training_count) == 0.0  # in inference
+
+
+def test_student_config_and_file_are_untouched(tmp_path, data):
+    import zipfile
+
+    def config_json(path):
+        with zipfile.ZipFile(path) as archive:
+            return archive.read("config.json")
+
+    x, y = data
+    distiller = make_distiller(student_dropout=0.2)
+    config = distiller.student.get_config()
+    distiller.student.save(tmp_path / "before.keras")
+    distiller.fit(x, y, epochs=1, batch_size=16, verbose=0)
+    for layer in distiller.student._flatten_layers():
+        assert "call" not in vars(layer), layer.name
+    assert distiller.student.get_config() == config
+    distiller.student.save(tmp_path / "after.keras")
+    assert config_json(tmp_path / "after.keras") == config_json(
+        tmp_path / "before.keras")
+    loaded = keras.models.load_model(tmp_path / "after.keras")
+    np.testing.assert_allclose(loaded.predict(x, verbose=0),
+                               distiller.student.predict(x, verbose=0),
+                               atol=1e-6)
+
+
+@keras.saving.register_keras_serializable(package="keras_kd_tests")
+class DoubledKD(keras_kd.losses.SoftTargetKD):
+    """A subclass whose own `call` must be the one that runs."""
+
+    def call(self, y_true, y_pred):
+        return 2.0 * super().call(y_true, y_pred)
+
+
+def test_your_own_soft_target_loss_runs_as_given(data):
+    x, y = data
+    distiller = make_distiller(temperature=4.0)
+    default = distiller.evaluate(x, y, batch_size=32, verbose=0,
+                                 return_dict=True)["distillation_loss"]
+    for loss, factor in ((keras_kd.losses.SoftTargetKD(4.0,
+                                                       reduction="sum"), 32),
+                         (DoubledKD(4.0), 2)):
+        distiller.compile(distillation_loss_fn=loss)
+        value = distiller.evaluate(x, y, batch_size=32, verbose=0,
+                                   return_dict=True)["distillation_loss"]
+        assert value == pytest.approx(factor * default, rel=1e-4)
+    # Its temperature is the Distiller's, as a scheduler sets it.
+    assert float(distiller.temperature) == 4.0
+    distiller.temperature.assign(2.0)
+    at_two = distiller.evaluate(x, y, batch_size=32, verbose=0,
+                                return_dict=True)["distillation_loss"]
+    distiller.compile(temperature=2.0)
+    assert at_two == pytest.approx(2 * distiller.evaluate(
+        x, y, batch_size=32, verbose=0,
+        return_dict=True)["distillation_loss"], rel=1e-4)
+
+
+def test_soft_target_loss_without_temperature_sets_it(data):
+    distiller = make_distiller()
+    distiller.compile(distillation_loss_fn=keras_kd.losses.SoftTargetKD(4.0))
+    assert float(distiller.temperature) == 4.0
+    with pytest.raises(ValueError, match="temperature=4.0.*temperature=2.0"):
+        distiller.compile(
+            distillation_loss_fn=keras_kd.losses.SoftTargetKD(4.0),
+            temperature=2.0)
 
 
 def test_evaluate_changes_no_state(data):
@@ -335,6 +412,41 @@ def test_subclassed_models_without_pairs(data):
     distiller.compile()
     history = distiller.fit(x, y, epochs=2, verbose=0)
     assert np.isfinite(history.history["loss"]).all()
+
+
+class SubclassedStudent(keras.Model):
+    """A subclassed student with BatchNorm, tapped by attribute name."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.conv = keras.layers.Conv2D(4, 3, padding="same")
+        self.bn = keras.layers.BatchNormalization()
+        self.pool = keras.layers.GlobalAveragePooling2D()
+        self.out = keras.layers.Dense(10)
+
+    def call(self, x, training=None):
+        features = keras.ops.relu(self.bn(self.conv(x), training=training))
+        return self.out(self.pool(features))
+
+
+def test_subclassed_student_with_attention_and_hint_pairs(data):
+    x, y = data
+    student = SubclassedStudent(name="student")
+    distiller = keras_kd.Distiller(
+        make_nested_teacher(), student,
+        attention_pairs=[("backbone/relu1", "bn")],
+        hint_pairs=[("backbone/conv2", "conv")])
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+    history = distiller.fit(x, y, batch_size=32, epochs=1, shuffle=False,
+                            verbose=0)
+    assert np.isfinite(history.history["attention_loss"][0])
+    assert np.isfinite(history.history["hint_loss"][0])
+    # One BatchNorm update for the single step.
+    moving = student.bn.moving_mean.numpy()
+    assert np.all(moving != 0.0)
+    assert distiller.connectors[0].kernel.shape == (1, 1, 4, 16)
+    params = sum(int(np.prod(w.shape)) for w in student.weights)
+    assert student.count_params() == params  # no connector inside
 
 
 def test_backend_other_than_tensorflow_is_a_clear_import_error():

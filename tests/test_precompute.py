@@ -101,3 +101,56 @@ def test_bad_arguments(data, kwargs, error, match):
                  "dataset": unbatched(x, y), **kwargs}
     with pytest.raises(error, match=match):
         keras_kd.precompute_teacher(**arguments)
+
+
+def test_distiller_precompute_stores_exactly_its_terms(data):
+    x, y = data
+    teacher = make_nested_teacher()
+    distiller = keras_kd.Distiller(teacher, make_cnn(4, "student"),
+                                   attention_pairs=PAIRS,
+                                   hint_pairs=[("backbone/conv2", "relu1")])
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), temperature=4.0)
+    live = distiller.evaluate(x, y, batch_size=8, verbose=0,
+                              return_dict=True)
+    stored = distiller.precompute(unbatched(x, y), batch_size=5, verbose=0)
+    assert sorted(stored.element_spec[1]["teacher_values"]) == [
+        "0:backbone/conv2|attention_map(p=2.0)",
+        "0:backbone/conv2|output",
+        "0:backbone/relu1|attention_map(p=2.0)"]
+    offline = distiller.evaluate(stored.batch(8), verbose=0,
+                                 return_dict=True)
+    for key in ("loss", "attention_loss", "hint_loss"):
+        assert offline[key] == pytest.approx(live[key], rel=1e-5), key
+
+
+def test_stored_values_of_another_p_or_teacher_count_are_errors(data):
+    x, y = data
+    teacher = make_nested_teacher()
+    distiller = keras_kd.Distiller(teacher, make_cnn(4, "student"),
+                                   attention_pairs=PAIRS[:1])
+    distiller.compile()
+    other_p = keras_kd.precompute_teacher(
+        teacher, unbatched(x, y), attention_layers=["backbone/relu1"], p=3.0,
+        verbose=0)
+    with pytest.raises(ValueError, match=r"Needed: \['0:backbone/relu1\|"
+                                         r"attention_map\(p=2.0\)'\]; "
+                                         r"stored: \['0:backbone/relu1\|"
+                                         r"attention_map\(p=3.0\)'\]"):
+        distiller.evaluate(other_p.batch(8), verbose=0)
+    # The Distiller's own loss with p=3 reads them.
+    distiller.compile(
+        attention_loss_fn=keras_kd.losses.AttentionTransfer(p=3))
+    assert np.isfinite(distiller.evaluate(other_p.batch(8), verbose=0,
+                                          return_dict=True)["loss"])
+    two = keras_kd.precompute_teacher([teacher, make_cnn(8, "second")],
+                                      unbatched(x, y), verbose=0)
+    with pytest.raises(ValueError, match=r"shape \(None, 2, 10\).*1 "
+                                         r"teacher"):
+        distiller.evaluate(two.batch(8), verbose=0)
+
+
+def test_a_batched_dataset_is_a_clear_error(data):
+    x, y = data
+    with pytest.raises(ValueError, match="must be unbatched.*unbatch"):
+        keras_kd.precompute_teacher(make_cnn(8, "teacher"),
+                                    unbatched(x, y).batch(4), verbose=0)
