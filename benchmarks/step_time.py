@@ -14,6 +14,12 @@ Measures, on the same teacher, student and data:
 and prints the ratios. Targets: (c)/(d) <= 0.7 and (c) <= 1.1 * ((a) + (b)).
 Each figure is the median epoch time after one warm-up epoch.
 
+`--models transformer` measures (a)-(c) on keras-hub BERT classifiers
+(random init, no downloads): a 4-layer, 4-head, 128-wide teacher and a
+2-layer, 2-head, 64-wide student, with soft targets plus MiniLM attention-map
+distillation between self-attention layers inside the encoders. Target:
+(c) <= 1.15 * ((a) + (b)).
+
 Why (c)/(d) depends on the teacher: (d) runs the student forward twice per
 step (once for the logits, once through a feature extractor), so it costs
 about b + 2a against our b + a. The ratio is therefore lowest when the
@@ -22,7 +28,7 @@ to 1 as the teacher grows; both regimes are printed.
 
 Usage:
     python benchmarks/step_time.py [--samples 4096] [--epochs 4]
-        [--teacher-widths 32 64]
+        [--teacher-widths 32 64] [--models cnn transformer]
 """
 
 import argparse
@@ -165,6 +171,62 @@ def run(args, teacher_width):
           f"{'OK' if ratio_cab <= 1.1 else 'MISSED'}")
 
 
+def bert(layers, heads, hidden, name, length):
+    import keras_hub
+
+    backbone = keras_hub.models.BertBackbone(
+        vocabulary_size=1000, num_layers=layers, num_heads=heads,
+        hidden_dim=hidden, intermediate_dim=4 * hidden,
+        max_sequence_length=length, name=f"{name}_backbone")
+    return keras_hub.models.BertTextClassifier(
+        backbone=backbone, num_classes=2, preprocessor=None,
+        activation=None, name=name)
+
+
+def run_transformer(args, length=64):
+    """(a)-(c) for keras-hub BERT classifiers with attention maps."""
+    rng = np.random.default_rng(0)
+    samples = args.samples // 2
+    ids = rng.integers(1, 1000, (samples, length)).astype("int32")
+    lengths = rng.integers(length // 4, length + 1, (samples, 1))
+    padding = np.arange(length)[None] < lengths
+    ids[~padding] = 0
+    x = {"token_ids": ids, "segment_ids": np.zeros_like(ids),
+         "padding_mask": padding}
+    y = rng.integers(0, 2, samples)
+    teacher = bert(4, 4, 128, "teacher", length)
+    weights = bert(2, 2, 64, "student", length).get_weights()
+
+    def fresh():
+        student = bert(2, 2, 64, "student", length)
+        student.set_weights(weights)
+        return student
+
+    figures = {}
+    student = fresh()
+    student.compile(optimizer="adam", loss=keras.losses.
+                    SparseCategoricalCrossentropy(from_logits=True))
+    figures["a"] = timed_fit(student, x, y, args.epochs, args.batch_size)
+    figures["b"] = timed_inference(teacher, x, args.epochs, args.batch_size)
+    ours = keras_kd.Distiller(teacher, fresh(), attention_pairs=[(
+        "teacher_backbone/transformer_layer_3/self_attention_layer",
+        "student_backbone/transformer_layer_1/self_attention_layer")])
+    ours.compile(optimizer="adam", temperature=4.0, attention_weight=1.0)
+    figures["c"] = timed_fit(ours, x, y, args.epochs, args.batch_size)
+    labels = {"a": "plain student fit", "b": "teacher inference",
+              "c": "keras_kd.Distiller (KD + attention maps)"}
+    print(f"\nkeras-hub BERT, epoch time, {samples} sequences of {length} "
+          f"tokens (padded), batch {args.batch_size}, median of "
+          f"{args.epochs - 1} epochs after a warm-up; teacher "
+          f"{teacher.count_params():,} params, student "
+          f"{fresh().count_params():,} params:")
+    for key, label in labels.items():
+        print(f"  ({key}) {label:<45s} {figures[key]:7.3f} s")
+    ratio = figures["c"] / (figures["a"] + figures["b"])
+    print(f"  (c)/((a)+(b)) = {ratio:.2f}   (target <= 1.15) "
+          f"{'OK' if ratio <= 1.15 else 'MISSED'}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--samples", type=int, default=4096)
@@ -176,9 +238,14 @@ def main():
                         default=[32, 64],
                         help="one run per width: with the default student, "
                         "32 costs 4x its FLOPs and 64 costs 16x")
+    parser.add_argument("--models", nargs="+", default=["cnn", "transformer"],
+                        choices=["cnn", "transformer"])
     args = parser.parse_args()
-    for teacher_width in args.teacher_widths:
-        run(args, teacher_width)
+    if "cnn" in args.models:
+        for teacher_width in args.teacher_widths:
+            run(args, teacher_width)
+    if "transformer" in args.models:
+        run_transformer(args)
 
 
 if __name__ == "__main__":

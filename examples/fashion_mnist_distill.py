@@ -61,8 +61,8 @@ CONFIG = {
     "student_convs_per_stage": (1, 2, 1),
     "student_head": "flatten",
     # 7 epochs put every seed above 92.5% (`benchmarks/distillation_seeds.py`;
-    # the README's seeds table has 5 to 10 epochs): `make demo` took 10.4
-    # min, about 12.5 min at 40 s an epoch, and has 15.
+    # benchmarks/RESULTS.md has 5 to 10 epochs): `make demo` took 10.4 min,
+    # about 12.5 min at 40 s an epoch, and has 15.
     "epochs": 7,
     "batch_size": 128,
     "learning_rate": 3e-3,

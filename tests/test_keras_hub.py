@@ -118,3 +118,32 @@ def test_fit_precompute_and_the_student_unchanged(pair):
     assert history.history["attention_loss"][-1] < before["attention_loss"]
     assert student.count_params() == params
     assert student.get_config() == config
+
+
+def test_cached_attention_inside_a_causal_decoder():
+    inputs = keras.Input((10,), dtype="int32")
+    embedded = keras.layers.Embedding(40, 16, mask_zero=True,
+                                      name="embedding")(inputs)
+    decoder = keras_hub.layers.TransformerDecoder(32, 2, name="decoder")
+    x = decoder(embedded)
+    model = keras.Model(inputs, keras.layers.Dense(3)(
+        keras.layers.GlobalAveragePooling1D()(x)))
+    sharpen_attention(model)
+    mha = decoder._self_attention_layer
+    assert isinstance(mha, keras_hub.layers.CachedMultiHeadAttention)
+    ids = np.random.default_rng(0).integers(1, 40, (4, 10)).astype("int32")
+    ids[1, 6:] = 0
+    tap = Tap("decoder/self_attention", ATTENTION_PROBABILITIES)
+    with LayerCapture(model, [tap]) as capture:
+        model(ids)
+    captured = capture.result()[tap]
+    hidden = model.get_layer("embedding")(ids)
+    q = np.asarray(mha._query_dense(hidden), np.float64)
+    k = np.asarray(mha._key_dense(hidden), np.float64)
+    scores = np.einsum("btnh,bsnh->bnts", q, k) / np.sqrt(q.shape[-1])
+    visible = np.tril(np.ones((10, 10), bool))[None] & (ids != 0)[:, None]
+    scores = np.where(visible[:, None], scores, -1e9)
+    probs = np.exp(scores - scores.max(-1, keepdims=True))
+    probs /= probs.sum(-1, keepdims=True)
+    np.testing.assert_allclose(captured.value, probs, atol=2e-5)
+    np.testing.assert_array_equal(captured.mask, ids != 0)
