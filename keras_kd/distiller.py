@@ -16,7 +16,7 @@ from keras_kd.losses.soft_target_kd import SoftTargetKD
 from keras_kd.terms.attention_maps import AttentionMapTerm
 from keras_kd.terms.attention_transfer import AttentionTransferTerm
 from keras_kd.terms.hints import HintTerm
-from keras_kd.terms.pair_term import as_loss
+from keras_kd.terms.loss_term import as_loss
 from keras_kd.terms.soft_targets import SoftTargetTerm
 from keras_kd.terms.soft_targets import normalized_weights
 from keras_kd.terms.term import TapValues

@@ -1,16 +1,15 @@
 """Terms over pairs of teacher and student layers, with per-pair weights."""
 
-import keras
 from keras import ops
 
 from keras_kd.layer_pairs import pairs_to_config
 from keras_kd.layer_pairs import parse_pairs
 from keras_kd.layer_pairs import teacher_key
-from keras_kd.terms.term import Term
+from keras_kd.terms.loss_term import LossTerm
 from keras_kd.utils import compat
 
 
-class PairTerm(Term):
+class PairTerm(LossTerm):
     """`Σ_i w_i · loss_fn(teacher_i, student_i)` over layer pairs.
 
     Subclasses give the default `loss_fn` and may override `pair_loss`.
@@ -30,17 +29,13 @@ class PairTerm(Term):
 
     def __init__(self, pairs, loss_fn=None, weight=1.0, name=None,
                  **kwargs):
-        super().__init__(weight=weight, name=name, **kwargs)
         self.pairs = parse_pairs(pairs, "pairs")
         if not self.pairs:
             raise ValueError(
                 f"Argument `pairs` of {type(self).__name__} must name at "
                 f"least one (teacher_layer, student_layer) pair. Received: "
                 f"pairs={pairs!r}")
-        self.loss_fn = as_loss(loss_fn or self.default_loss(), "loss_fn")
-
-    def default_loss(self):
-        raise NotImplementedError
+        super().__init__(loss_fn=loss_fn, weight=weight, name=name, **kwargs)
 
     def teacher_taps(self):
         return [teacher_key(p) for p in self.pairs]
@@ -72,19 +67,8 @@ class PairTerm(Term):
 
     def get_config(self):
         config = super().get_config()
-        config.update({
-            "pairs": pairs_to_config(self.pairs),
-            "loss_fn": keras.saving.serialize_keras_object(self.loss_fn),
-        })
+        config.update({"pairs": pairs_to_config(self.pairs)})
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["loss_fn"] = keras.saving.deserialize_keras_object(
-            config["loss_fn"])
-        config["pairs"] = [tuple(p) for p in config["pairs"]]
-        return cls(**config)
 
 
 def masked(value, mask):
@@ -104,49 +88,3 @@ def position_weights(sample_weight, mask):
     if len(sample_weight.shape) == 1:
         return ops.expand_dims(sample_weight, -1)
     return sample_weight
-
-
-@keras.saving.register_keras_serializable(package="keras_kd")
-class FunctionLoss(keras.losses.Loss):
-    """Wraps a plain `fn(y_true, y_pred)` so it takes `sample_weight`."""
-
-    def __init__(self, fn, name=None, reduction="sum_over_batch_size",
-                 dtype=None):
-        if isinstance(fn, str):
-            fn = keras.losses.get(fn)
-        super().__init__(name=name or getattr(fn, "__name__", "loss"),
-                         reduction=reduction, dtype=dtype)
-        self.fn = fn
-
-    def call(self, y_true, y_pred):
-        return self.fn(y_true, y_pred)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"fn": keras.saving.serialize_keras_object(self.fn)})
-        return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["fn"] = keras.saving.deserialize_keras_object(config["fn"])
-        return cls(**config)
-
-
-def as_loss(loss, argument):
-    """A `keras.losses.Loss` from a loss object, a name or a function."""
-    if isinstance(loss, str):
-        try:
-            loss = keras.losses.get(loss)
-        except ValueError as e:
-            raise ValueError(
-                f"Unknown loss for `{argument}`. Received: {argument}={loss!r}"
-            ) from e
-    if isinstance(loss, keras.losses.Loss):
-        return loss
-    if callable(loss):
-        return FunctionLoss(loss)
-    raise TypeError(
-        f"Argument `{argument}` must be a `keras.losses.Loss`, a loss name or "
-        f"a callable. Received: {argument}={loss!r}"
-    )

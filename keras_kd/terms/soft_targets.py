@@ -7,14 +7,13 @@ import keras
 from keras import ops
 
 from keras_kd.losses.soft_target_kd import SoftTargetKD
-from keras_kd.terms.pair_term import as_loss
-from keras_kd.terms.term import Term
+from keras_kd.terms.loss_term import LossTerm
 from keras_kd.utils.validation import check_non_negative
 from keras_kd.utils.validation import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class SoftTargetTerm(Term):
+class SoftTargetTerm(LossTerm):
     """Soft targets: `loss_fn(teacher logits, student logits)` at `T`.
 
     With the default `keras_kd.losses.SoftTargetKD` (or a subclass, or one
@@ -55,7 +54,8 @@ class SoftTargetTerm(Term):
 
     def __init__(self, temperature=3.0, loss_fn=None, teacher_weights=None,
                  weight=1.0, name="distillation", **kwargs):
-        super().__init__(weight=weight, name=name, **kwargs)
+        self._initial_temperature = temperature
+        super().__init__(loss_fn=loss_fn, weight=weight, name=name, **kwargs)
         if isinstance(temperature, keras.Variable):
             self.temperature = temperature
         else:
@@ -65,10 +65,13 @@ class SoftTargetTerm(Term):
                 dtype="float32",
                 initializer=keras.initializers.Constant(temperature))
         self.teacher_weights = normalized_weights(teacher_weights)
-        self.loss_fn = as_loss(loss_fn or self.default_loss(), "loss_fn")
 
     def default_loss(self):
-        return SoftTargetKD(float(self.temperature.numpy()))
+        # The term's temperature variable governs while the loss runs.
+        temperature = self._initial_temperature
+        if isinstance(temperature, keras.Variable):
+            temperature = float(temperature.numpy())
+        return SoftTargetKD(temperature)
 
     def compute_loss(self, teacher, student, sample_weight=None):
         student_logits = ops.cast(student.logits, "float32")
@@ -110,17 +113,9 @@ class SoftTargetTerm(Term):
         config = super().get_config()
         config.update({
             "temperature": float(self.temperature.numpy()),
-            "loss_fn": keras.saving.serialize_keras_object(self.loss_fn),
             "teacher_weights": self.teacher_weights,
         })
         return config
-
-    @classmethod
-    def from_config(cls, config):
-        config = dict(config)
-        config["loss_fn"] = keras.saving.deserialize_keras_object(
-            config["loss_fn"])
-        return cls(**config)
 
 
 def normalized_weights(weights, count=None):
