@@ -244,3 +244,24 @@ def test_subclassed_model_cannot_be_pruned(trained):
 
     with pytest.raises(ValueError, match="subclassed"):
         prune(Tiny(), train, verbose=0)
+
+
+@pytest.mark.slow
+def test_keras_applications_mobilenet_through_prune_qat_and_int8(tmp_path):
+    """A keras.applications student (random init) on the whole path."""
+    student = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=4,
+        classifier_activation=None)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(64, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 4, 64).astype("int32")
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    pruned = prune(student, train, target_sparsity=0.5, epochs=1,
+                   verbose=0)
+    assert weight_sparsity(pruned) >= 0.45
+    quantized = quantize(pruned, train, epochs=1, verbose=0)
+    path = export_tflite(quantized, tmp_path / "m.tflite",
+                         quantization="int8", representative_data=train)
+    results = evaluate_tflite(path, train)
+    assert results["examples"] == 64 and 0.0 <= results["accuracy"] <= 1.0
+    assert results["sparsity"] >= 0.4

@@ -59,6 +59,52 @@ def transformer_block():
                        name="transformer"), (3, 12)
 
 
+def recurrent(kind, mask):
+    def build():
+        tokens = keras.Input((10,), dtype="int32")
+        x = keras.layers.Embedding(30, 8, mask_zero=mask)(tokens)
+        layer = {"lstm": keras.layers.LSTM(6, return_sequences=True),
+                 "gru": keras.layers.GRU(6, return_sequences=True),
+                 "simple_rnn": keras.layers.SimpleRNN(
+                     6, return_sequences=True),
+                 "bilstm": keras.layers.Bidirectional(
+                     keras.layers.LSTM(3, return_sequences=True))}[kind]
+        x = keras.layers.GlobalAveragePooling1D()(layer(x))
+        return keras.Model(tokens, keras.layers.Dense(4)(x),
+                           name=f"{kind}_{mask}"), (4, 10)
+
+    build.__name__ = f"{kind}{'_masked' if mask else ''}"
+    return build
+
+
+def masking_lstm():
+    inputs = keras.Input((9, 3))
+    x = keras.layers.Masking()(inputs)
+    x = keras.layers.LSTM(5)(x)
+    return keras.Model(inputs, keras.layers.Dense(2)(x),
+                       name="masking"), (4, 9, 3)
+
+
+RECURRENT = [recurrent(kind, mask) for kind in ("lstm", "gru", "simple_rnn",
+                                                "bilstm")
+             for mask in (False, True)] + [masking_lstm]
+
+
+@pytest.mark.parametrize("builder", RECURRENT, ids=lambda b: b.__name__)
+def test_recurrent_and_masked_twins_match_on_padded_inputs(builder):
+    model, shape = builder()
+    twin = to_tf_keras(model)
+    rng = np.random.default_rng(1)
+    if len(shape) == 2:
+        x = rng.integers(1, 30, shape).astype("int32")
+    else:
+        x = rng.normal(size=shape).astype("float32")
+    x[::2, shape[1] // 2:] = 0  # trailing padding on half of the batch
+    np.testing.assert_allclose(twin(x).numpy(), np.asarray(model(x)),
+                               atol=1e-5)
+    assert "NotEqual" not in [type(layer).__name__ for layer in twin.layers]
+
+
 @pytest.mark.parametrize("builder", [cnn_battery, nested_model,
                                      transformer_block])
 def test_twin_matches_original(builder):

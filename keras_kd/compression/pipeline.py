@@ -41,10 +41,15 @@ def compress(
       size raw and gzipped, weight sparsity read back from each file, and
       LiteRT p50 latency. The report is written last, atomically.
 
+    A student without a tf_keras twin (keras-hub layers, custom layers)
+    cannot be pruned by TF-MOT: it gets the float32 and post-training
+    quantized files only, and the report's `"skipped"` entry says why.
+
     Args:
         student: trained Keras 3 (Functional/Sequential) or tf_keras model.
         train_data: `tf.data.Dataset` of `(x, y)` batches for fine-tuning and
-            calibration.
+            calibration (`x` a dict keyed by input name for multi-input
+            students).
         teacher: optional Keras 3 teacher: fine-tuning then distils.
         val_data: `(x, y)` batches for the evaluation (default: train_data).
         sparsity: target fraction of zero weights, in (0, 1).
@@ -86,24 +91,31 @@ def compress(
     export_tflite(student, files["float32"])
     export_tflite(student, files[quantization], quantization=quantization,
                   representative_data=representative, per_channel=per_channel)
-    pruned = prune(student, train_data, teacher=teacher,
-                   target_sparsity=sparsity, epochs=prune_epochs,
-                   keep_dense=keep_dense,
-                   verbose=verbose)
-    if quantization == "int8":
-        pruned = quantize(pruned, train_data, teacher=teacher,
-                          epochs=qat_epochs, verbose=verbose)
-    export_tflite(pruned, files[f"pruned_{quantization}"],
-                  quantization=quantization,
-                  representative_data=representative,
-                  # a QAT model carries its own (per-channel) quantizers
-                  per_channel=per_channel or quantization == "int8")
+    skipped = _why_no_twin(student)
+    if skipped is None:
+        pruned = prune(student, train_data, teacher=teacher,
+                       target_sparsity=sparsity, epochs=prune_epochs,
+                       keep_dense=keep_dense,
+                       verbose=verbose)
+        if quantization == "int8":
+            pruned = quantize(pruned, train_data, teacher=teacher,
+                              epochs=qat_epochs, verbose=verbose)
+        export_tflite(pruned, files[f"pruned_{quantization}"],
+                      quantization=quantization,
+                      representative_data=representative,
+                      # a QAT model carries its own (per-channel) quantizers
+                      per_channel=per_channel or quantization == "int8")
+    else:
+        del files[f"pruned_{quantization}"]
 
     report = {
         name: {"file": os.path.basename(path),
                **evaluate_tflite(path, val_data)}
         for name, path in files.items()
     }
+    if skipped is not None:
+        report["skipped"] = {"steps": ["prune", "quantize"],
+                             "reason": skipped}
     write_text_atomic(os.path.join(out_dir, "compression.json"),
                       json.dumps(report, indent=2) + "\n")
     write_text_atomic(os.path.join(out_dir, "compression.md"),
@@ -125,6 +137,8 @@ def compression_markdown(report, sparsity):
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for entry in report.values():
+        if "file" not in entry:
+            continue
         lines.append(
             f"| {entry['file']} | {100 * entry['accuracy']:.2f}% | "
             f"{100 * (entry['accuracy'] - base['accuracy']):+.2f} pt | "
@@ -133,7 +147,22 @@ def compression_markdown(report, sparsity):
             f"{base['gzip_bytes'] / entry['gzip_bytes']:.1f}x smaller | "
             f"{entry['sparsity']:.1%} | {entry['latency_ms_p50']:.3f} ms |"
         )
+    if "skipped" in report:
+        lines += ["", "Pruning and quantization-aware training were skipped "
+                  "(post-training quantization only): "
+                  f"{report['skipped']['reason']}"]
     return "\n".join(lines) + "\n"
+
+
+def _why_no_twin(student):
+    """`None` when TF-MOT can prune `student`, else the reason it cannot."""
+    from keras_kd.compression.twin import to_tf_keras
+
+    try:
+        to_tf_keras(student)
+    except ValueError as e:
+        return str(e)
+    return None
 
 
 def _prepare_out_dir(out_dir):

@@ -4,6 +4,7 @@ import gzip
 import os
 import time
 
+import keras
 import numpy as np
 import tensorflow as tf
 
@@ -72,12 +73,29 @@ def tflite_sparsity(data):
     return zeros / total if total else 0.0
 
 
+def operator_names(data):
+    """The operators of a TFLite flatbuffer: builtin names (`"CONV_2D"`) and
+    custom codes (`"FlexAddV2"` for Select TF ops)."""
+    _, schema = _litert()
+    builtin = {value: name for name, value in vars(
+        schema.BuiltinOperator).items() if not name.startswith("_")}
+    model = schema.Model.GetRootAsModel(data, 0)
+    names = set()
+    for i in range(model.OperatorCodesLength()):
+        code = model.OperatorCodes(i)
+        custom = code.CustomCode()
+        number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
+        name = builtin.get(number, str(number))
+        names.add(custom.decode() if custom else name)
+    return sorted(names)
+
+
 def _quantize_input(x, detail):
-    if detail["dtype"] == np.float32:
-        return x.astype(np.float32)
+    if detail["dtype"] != np.int8 and detail["dtype"] != np.uint8:
+        return x.astype(detail["dtype"])
     scale, zero_point = detail["quantization"]
     info = np.iinfo(detail["dtype"])
-    q = np.round(x / scale + zero_point)
+    q = np.round(x.astype(np.float32) / scale + zero_point)
     return np.clip(q, info.min, info.max).astype(detail["dtype"])
 
 
@@ -88,13 +106,78 @@ def _dequantize_output(y, detail):
     return (y.astype(np.float32) - zero_point) * scale
 
 
+class TFLiteRunner:
+    """Runs a `.tflite` classifier on named inputs, any batch size.
+
+    Inputs are matched by name to the file's signature (as
+    `export_tflite` writes them); a single unnamed array feeds a
+    single-input file. Files with a static batch size run in chunks of it.
+    """
+
+    def __init__(self, data):
+        litert, _ = _litert()
+        self.interpreter = litert.Interpreter(model_content=data)
+        signatures = self.interpreter.get_signature_list()
+        self.key = next(iter(signatures))
+        self.runner = self.interpreter.get_signature_runner(self.key)
+        self.input_details = self.runner.get_input_details()
+        self.output_name = signatures[self.key]["outputs"][0]
+        self.output_detail = self.runner.get_output_details()[
+            self.output_name]
+        batch = [int(d["shape_signature"][0]) if len(d["shape_signature"])
+                 else -1 for d in self.input_details.values()]
+        self.static_batch = batch[0] if batch and batch[0] > 0 else None
+
+    @property
+    def names(self):
+        return sorted(self.input_details)
+
+    def named(self, x, argument="dataset"):
+        if isinstance(x, dict):
+            x = {k: np.asarray(v) for k, v in x.items()}
+            if set(x) != set(self.input_details):
+                raise ValueError(
+                    f"Argument `{argument}` has inputs named {sorted(x)}, "
+                    f"but the .tflite file's inputs are named {self.names}. "
+                    "Inputs are matched by name.")
+            return x
+        if isinstance(x, (list, tuple)) or len(self.input_details) != 1:
+            raise ValueError(
+                f"Argument `{argument}` must give the inputs as a dict keyed "
+                f"by name for this .tflite file with inputs {self.names}. "
+                f"Received inputs of type {type(x).__name__}")
+        return {self.names[0]: np.asarray(x)}
+
+    def logits(self, named):
+        count = len(next(iter(named.values())))
+        step = self.static_batch or count
+        outputs = []
+        for start in range(0, count, step):
+            chunk = {k: v[start:start + step] for k, v in named.items()}
+            size = len(next(iter(chunk.values())))
+            if self.static_batch and size < step:  # pad the last chunk
+                chunk = {k: np.concatenate(
+                    [v, np.repeat(v[-1:], step - size, axis=0)])
+                    for k, v in chunk.items()}
+            result = self.runner(**{
+                k: _quantize_input(v, self.input_details[k])
+                for k, v in chunk.items()})
+            # Fused LSTM kernels keep their state in variable tensors: each
+            # sequence must start from zeros.
+            self.interpreter.reset_all_variables()
+            outputs.append(_dequantize_output(
+                result[self.output_name], self.output_detail)[:size])
+        return np.concatenate(outputs)
+
+
 def evaluate_tflite(path, dataset, latency_samples=_LATENCY_SAMPLES):
     """Accuracy, size, sparsity and latency of a `.tflite` classifier.
 
     Args:
         path: a `.tflite` file.
         dataset: `tf.data.Dataset` of `(x, y)` batches with integer labels
-            (or a tuple of NumPy arrays `(x, y)`).
+            (or a tuple of arrays `(x, y)`); `x` is an array, or a dict of
+            arrays keyed by input name for multi-input models.
         latency_samples: examples timed one at a time for the latency.
 
     Returns:
@@ -114,27 +197,19 @@ def evaluate_tflite(path, dataset, latency_samples=_LATENCY_SAMPLES):
     litert, _ = _litert()
     if isinstance(dataset, tuple):
         dataset = tf.data.Dataset.from_tensor_slices(dataset).batch(256)
-    interpreter = litert.Interpreter(model_content=data)
-    input_detail = interpreter.get_input_details()[0]
+    runner = TFLiteRunner(data)
     correct = seen = 0
     singles = []
     for x, y in dataset:
-        x, y = np.asarray(x, np.float32), np.asarray(y).reshape(-1)
-        interpreter.resize_tensor_input(input_detail["index"], x.shape)
-        interpreter.allocate_tensors()
-        input_detail = interpreter.get_input_details()[0]
-        output_detail = interpreter.get_output_details()[0]
-        interpreter.set_tensor(input_detail["index"],
-                               _quantize_input(x, input_detail))
-        interpreter.invoke()
-        logits = _dequantize_output(
-            interpreter.get_tensor(output_detail["index"]), output_detail
-        )
+        named = runner.named(keras.tree.map_structure(np.asarray, x))
+        y = np.asarray(y).reshape(-1)
+        logits = runner.logits(named)
         correct += int(np.sum(np.argmax(logits, axis=-1) == y))
         seen += len(y)
-        if len(singles) < latency_samples + _LATENCY_WARMUP:
-            singles.extend(x[: latency_samples + _LATENCY_WARMUP
-                             - len(singles)])
+        for i in range(len(y)):
+            if len(singles) >= latency_samples + _LATENCY_WARMUP:
+                break
+            singles.append({k: v[i:i + 1] for k, v in named.items()})
     if seen == 0:
         raise ValueError("Argument `dataset` is empty.")
     return {
@@ -148,18 +223,27 @@ def evaluate_tflite(path, dataset, latency_samples=_LATENCY_SAMPLES):
 
 
 def _latency_p50(litert, data, examples):
-    interpreter = litert.Interpreter(model_content=data)
-    detail = interpreter.get_input_details()[0]
-    interpreter.resize_tensor_input(detail["index"],
-                                    (1,) + tuple(examples[0].shape))
-    interpreter.allocate_tensors()
-    detail = interpreter.get_input_details()[0]
+    """Median time of one invocation on batch-1 examples (a list of
+    `{input name: (1, ...) array}`, or of arrays for single-input files)."""
+    runner = TFLiteRunner(data)
+    rank = len(next(iter(runner.input_details.values()))["shape"])
+
+    def single(example):
+        if isinstance(example, dict):
+            return example
+        example = np.asarray(example)
+        return runner.named(example[None] if example.ndim == rank - 1
+                            else example)
+
+    examples = [single(e) for e in examples]
+    runner.runner(**{k: _quantize_input(v, runner.input_details[k])
+                     for k, v in examples[0].items()})  # allocate once
     times = []
     for i, x in enumerate(examples):
-        interpreter.set_tensor(detail["index"],
-                               _quantize_input(x[None], detail))
+        feed = {k: _quantize_input(v, runner.input_details[k])
+                for k, v in x.items()}
         start = time.perf_counter()
-        interpreter.invoke()
+        runner.runner(**feed)
         if i >= _LATENCY_WARMUP or len(examples) <= _LATENCY_WARMUP:
             times.append(time.perf_counter() - start)
     return 1000.0 * float(np.median(times))
