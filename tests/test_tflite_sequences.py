@@ -69,7 +69,10 @@ def test_sequence_students_export_builtins_only(tmp_path, kind):
     x, y = token_task(200, 1)
     expected = np.asarray(model.predict(x, verbose=0))
     files = {}
-    modes = [None, "dynamic"] + (["int8"] if kind in FUSED else []) + (
+    # int8 of a fused BiLSTM converts as the LSTM's does, at twice the
+    # cost (25 s): the LSTM case covers it.
+    modes = [None, "dynamic"] + (["int8"] if kind in ("lstm", "transformer")
+                                 else []) + (
         ["float16"] if kind in ("lstm", "transformer") else [])
     for quantization in modes:
         path = tmp_path / f"{quantization}.tflite"

@@ -198,6 +198,10 @@ def export_tflite(model, path, *, quantization=None,
 
     Inputs keep their names: a keras-hub student's `token_ids`,
     `segment_ids` and `padding_mask` are the file's signature inputs.
+    A fused LSTM keeps its state in variable tensors of the file: reset
+    them before each sequence (`interpreter.reset_all_variables()`, as
+    `evaluate_tflite` does), or the next sequence starts from the last
+    one's state.
 
     Args:
         model: a Keras 3 or tf_keras model (single, list or dict inputs).
