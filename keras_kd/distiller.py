@@ -2,6 +2,7 @@
 """
 
 import keras
+import numpy as np
 import tensorflow as tf
 from keras import ops
 
@@ -443,6 +444,33 @@ class Distiller(keras.Model):
                 lambda t: keras.KerasTensor(t.shape, t.dtype), inputs))
         return self.student(inputs, training=training)
 
+    def fit(self, x=None, y=None, *args, **kwargs):
+        self._check_labels(y, "y")
+        validation = kwargs.get("validation_data")
+        if isinstance(validation, tuple) and len(validation) >= 2:
+            self._check_labels(validation[1], "validation_data")
+        return super().fit(x, y, *args, **kwargs)
+
+    def evaluate(self, x=None, y=None, *args, **kwargs):
+        self._check_labels(y, "y")
+        return super().evaluate(x, y, *args, **kwargs)
+
+    def _check_labels(self, y, argument):
+        """Integer labels in arrays must index the student's classes; a
+        graph error deep in the loss would say much less."""
+        if not isinstance(y, (np.ndarray, list)):
+            return
+        labels = np.asarray(y)
+        classes = _num_classes(self.student) or _num_classes(self.teacher)
+        if classes is None or labels.size == 0 or not np.issubdtype(
+                labels.dtype, np.integer):
+            return
+        if labels.min() < 0 or labels.max() >= classes:
+            raise ValueError(
+                f"Argument `{argument}` must hold integer class labels in "
+                f"[0, {classes}) for a student with {classes} classes. "
+                f"Received labels from {labels.min()} to {labels.max()}.")
+
     def precompute(self, dataset, batch_size=256, in_memory=True, verbose=1):
         """Runs the teachers once over `dataset` and stores what the terms
         need, keyed by layer path and term (see
@@ -704,10 +732,9 @@ def _output_layer(model):
             continue
         if not compat.is_graph_model(model) or len(model.outputs) != 1:
             return None
-        history = getattr(model.outputs[0], "_keras_history", None)
-        if history is None:
+        model = compat.producing_layer(model.outputs[0])
+        if model is None:
             return None
-        model = history.operation
     return model
 
 

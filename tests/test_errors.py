@@ -149,3 +149,30 @@ def test_class_mismatch_of_subclassed_models_caught_before_any_update(data):
     distiller.compile()
     with pytest.raises(ValueError, match="same number of classes"):
         distiller.fit(*data, verbose=0)
+
+
+@pytest.mark.parametrize("argument", ["temperature", "attention_weight",
+                                      "hint_weight"])
+def test_infinite_compile_arguments(models, argument):
+    teacher, student = models
+    distiller = keras_kd.Distiller(teacher, student)
+    with pytest.raises(ValueError, match=f"`{argument}` must be a finite "
+                                         f"number. Received: {argument}=inf"):
+        distiller.compile(**{argument: float("inf")})
+
+
+def test_labels_outside_the_classes(models, data):
+    teacher, student = models
+    x, y = data
+    distiller = keras_kd.Distiller(teacher, student)
+    distiller.compile()
+    bad = y.copy()
+    bad[3] = 10
+    with pytest.raises(ValueError, match=r"integer class labels in \[0, 10\)"
+                                         r".*from 0 to 10"):
+        distiller.fit(x, bad, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="`validation_data`.*from -1"):
+        distiller.fit(x, y, epochs=1, verbose=0,
+                      validation_data=(x, y - 1))
+    with pytest.raises(ValueError, match=r"\[0, 10\)"):
+        distiller.evaluate(x, bad, verbose=0)

@@ -14,6 +14,7 @@ import tensorflow as tf
 
 from keras_kd.compression._imports import tf_keras
 from keras_kd.compression.tflite_eval import operator_names
+from keras_kd.utils import compat
 from keras_kd.utils.io import check_writable_folder
 from keras_kd.utils.io import write_bytes_atomic
 from keras_kd.utils.validation import check_bool
@@ -104,10 +105,7 @@ def _input_structure(model):
 
 
 def _tensor_name(tensor, position):
-    history = getattr(tensor, "_keras_history", None)
-    # Keras 3 records the operation, tf_keras the layer.
-    layer = (getattr(history, "operation", None)
-             or getattr(history, "layer", None))
+    layer = compat.producing_layer(tensor)
     name = layer.name if layer is not None else None
     name = name or getattr(tensor, "name", None) or f"input_{position}"
     return re.sub(r"[^A-Za-z0-9_.\-]", "_", name.split(":")[0])
@@ -321,7 +319,7 @@ def _convert_model(model, inputs, quantization, samples, per_channel):
 
 def _convert(converter, quantization, samples, inputs, per_channel):
     # One scale per tensor (the converter has no public switch).
-    converter._experimental_disable_per_channel = not per_channel
+    compat.set_per_channel(converter, per_channel)
     if quantization is not None:
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if quantization == "float16":

@@ -14,6 +14,7 @@ import keras
 import numpy as np
 
 from keras_kd.compression._imports import tf_keras
+from keras_kd.utils import compat
 from keras_kd.utils.graph import functional_graph
 from keras_kd.utils.graph import replay
 
@@ -123,8 +124,8 @@ def to_tf_keras(model, check_numerics=True):
 
 
 def _input_name(tensor):
-    history = getattr(tensor, "_keras_history", None)
-    return history.operation.name if history else None
+    layer = compat.producing_layer(tensor)
+    return layer.name if layer is not None else None
 
 
 def _layers_by_id(model, found=None):
@@ -273,9 +274,7 @@ def _advance_name_counters(names):
     Otherwise a layer created later (e.g. by a QAT transform) may be named
     `conv2d` while an imported layer already has that name.
     """
-    from tf_keras.src import backend as tf_keras_backend  # not public API
-
-    uid_map = tf_keras_backend.get_default_graph_uid_map()
+    uid_map = compat.tf_keras_uid_map()
     for name in names:
         match = re.fullmatch(r"(.*?)(?:_(\d+))?", name)
         base, number = match.group(1), int(match.group(2) or 0)

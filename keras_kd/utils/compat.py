@@ -32,8 +32,15 @@ PRIVATE_ATTRIBUTES = {
     ("keras.src.losses.loss", "scale_loss_for_distribution"):
         "scaling scalar term values by the replicas in sync",
     ("keras.KerasTensor", "_keras_history"):
-        "the layer behind a model output (softmax check)",
+        "the layer behind a model output or input (softmax check, names)",
+    ("tf_keras.src.backend", "get_default_graph_uid_map"):
+        "keeping tf_keras' automatic layer names clear of a twin's names",
+    ("tensorflow.lite.TFLiteConverter", "_experimental_disable_per_channel"):
+        "one int8 scale per tensor (export_tflite(per_channel=False))",
 }
+
+# Tested against (see setup.cfg for the bounds): keras 3.15, tensorflow
+# 2.21, tf-keras 2.21, keras-hub 0.32.
 
 
 def direct_sublayers(layer):
@@ -109,3 +116,22 @@ def scale_for_replicas(value):
     from keras.src.losses.loss import scale_loss_for_distribution
 
     return scale_loss_for_distribution(value)
+
+
+def producing_layer(tensor):
+    """The layer (Keras 3 operation or tf_keras layer) that made `tensor`."""
+    history = getattr(tensor, "_keras_history", None)
+    return (getattr(history, "operation", None)
+            or getattr(history, "layer", None))
+
+
+def tf_keras_uid_map():
+    """tf_keras' counters of automatic layer names."""
+    from tf_keras.src import backend as tf_keras_backend
+
+    return tf_keras_backend.get_default_graph_uid_map()
+
+
+def set_per_channel(converter, per_channel):
+    """One int8 scale per output channel (default) or per tensor."""
+    converter._experimental_disable_per_channel = not per_channel
