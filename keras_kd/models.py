@@ -43,7 +43,9 @@ def resnet_teacher(input_shape=(28, 28, 1), num_classes=10,
     Example:
 
     ```python
-    teacher = keras_kd.models.resnet_teacher()
+    from keras_kd import models
+
+    teacher = models.resnet_teacher()
     ```
     """
     inputs = keras.Input(input_shape, name="image")
@@ -66,7 +68,9 @@ def count_blocks_per_stage(model):
     Example:
 
     ```python
-    keras_kd.models.count_blocks_per_stage(keras_kd.models.resnet_teacher())
+    from keras_kd import models
+
+    models.count_blocks_per_stage(models.resnet_teacher())
     # 1
     ```
     """
@@ -95,8 +99,10 @@ def deepen_resnet(teacher, blocks_per_stage):
     Example:
 
     ```python
+    from keras_kd import models
+
     teacher = keras.models.load_model("teacher.keras")
-    deeper = keras_kd.models.deepen_resnet(teacher, blocks_per_stage=2)
+    deeper = models.deepen_resnet(teacher, blocks_per_stage=2)
     # deeper.predict(x) == teacher.predict(x); now train `deeper`.
     ```
     """
@@ -158,9 +164,11 @@ def cnn_student(input_shape=(28, 28, 1), num_classes=10,
     Example:
 
     ```python
-    student = keras_kd.models.cnn_student()
+    from keras_kd import models
+
+    student = models.cnn_student()
     # The main job's 65,474-parameter student:
-    student = keras_kd.models.cnn_student(
+    student = models.cnn_student(
         widths=(24, 48, 64), convs_per_stage=(1, 2, 1), head="flatten")
     ```
     """

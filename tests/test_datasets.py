@@ -144,3 +144,14 @@ def test_real_fashion_mnist_from_the_debian_package():
     (x, y), (xt, yt) = keras_kd.datasets.load_arrays("fashion_mnist")
     assert x.shape == (60000, 28, 28, 1) and xt.shape == (10000, 28, 28, 1)
     assert np.bincount(yt).tolist() == [1000] * 10
+
+
+def test_the_seed_governs_augmentation(idx_folder):
+    def first_batch(seed):
+        train, _, _ = load("fashion_mnist", batch_size=50,
+                           validation_split=0, augment=True,
+                           data_dir=str(idx_folder), seed=seed)
+        return next(iter(train))[0].numpy()
+
+    np.testing.assert_array_equal(first_batch(5), first_batch(5))
+    assert not np.array_equal(first_batch(5), first_batch(6))

@@ -176,3 +176,30 @@ def test_labels_outside_the_classes(models, data):
                       validation_data=(x, y - 1))
     with pytest.raises(ValueError, match=r"\[0, 10\)"):
         distiller.evaluate(x, bad, verbose=0)
+
+
+def test_a_student_layer_the_pass_never_calls_fails_at_construction():
+    class WithSpare(keras.Model):
+        def __init__(self, **kwargs):
+            super().__init__(**kwargs)
+            self.flatten = keras.layers.Flatten()
+            self.out = keras.layers.Dense(10)
+            self.spare = keras.layers.Dense(10)
+
+        def call(self, x):
+            return self.out(self.flatten(x))
+
+    with pytest.raises(ValueError, match=r"\['spare'\] were not called"):
+        keras_kd.Distiller(make_cnn(8, "teacher"), WithSpare(name="s"),
+                           hint_pairs=[("gap", "spare")])
+
+
+def test_a_shared_teacher_layer_fails_at_construction():
+    inputs = keras.Input((12, 12, 1))
+    shared = keras.layers.Conv2D(1, 3, padding="same", name="shared")
+    x = keras.layers.GlobalAveragePooling2D()(shared(shared(inputs)))
+    teacher = keras.Model(inputs, keras.layers.Dense(10)(x))
+    with pytest.raises(ValueError, match="teacher layer 'shared' was called "
+                                         "more than once"):
+        keras_kd.Distiller(teacher, make_cnn(4, "student"),
+                           attention_pairs=[("shared", "relu1")])

@@ -170,8 +170,11 @@ def load(name, *, batch_size=128, validation_split=0.1, augment=False,
         ds = ds.batch(batch_size).map(_scale,
                                       num_parallel_calls=tf.data.AUTOTUNE)
         if training and augment:
-            ds = ds.map(lambda xb, yb: (_augment(xb, pad, flips, seed), yb),
-                        num_parallel_calls=tf.data.AUTOTUNE)
+            # Sequential: the generator's draws follow the batch order, so
+            # a seed gives the same augmentations every run.
+            generator = tf.random.Generator.from_seed(seed)
+            ds = ds.map(lambda xb, yb: (
+                _augment(xb, pad, flips, generator.make_seeds(2)), yb))
         return ds.prefetch(tf.data.AUTOTUNE)
 
     val = None
@@ -185,16 +188,22 @@ def _scale(x, y):
     return tf.cast(x, tf.float32) / 255.0, y
 
 
-def _augment(images, pad, flips, seed):
+def _augment(images, pad, flips, seeds):
+    """Random crops after reflection padding, and flips, from `seeds`
+    (`(2, 2)` stateless seeds: one for the crops, one for the flips)."""
     shape = tf.shape(images)
     padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]],
                     mode="REFLECT")
-    # One random offset per image: crop with tf.image.random_crop per item.
+    # One random offset per image, each from its own stateless seed.
+    crop_seeds = tf.random.experimental.stateless_split(seeds[:, 0],
+                                                        shape[0])
     cropped = tf.map_fn(
-        lambda image: tf.image.random_crop(image, shape[1:]), padded
-    )
+        lambda item: tf.image.stateless_random_crop(item[0], shape[1:],
+                                                    seed=item[1]),
+        (padded, crop_seeds), fn_output_signature=images.dtype)
     if flips:
-        cropped = tf.image.random_flip_left_right(cropped)
+        cropped = tf.image.stateless_random_flip_left_right(
+            cropped, seed=seeds[:, 1])
     return cropped
 
 
