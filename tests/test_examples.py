@@ -133,19 +133,28 @@ def test_main_job_quick_writes_every_artifact(tmp_path, fashion_fixture,
     assert "| model | test accuracy |" in result.stdout
     report = (out_dir / "report.md").read_text()
     assert "| model | test accuracy |" in report
-    # Every target is judged in the report, in results.json and on stdout.
-    assert len(results["targets"]) == 5
-    for row in results["targets"]:
-        assert f"| {row['target']} | {row['measured']} |" in report
-        assert f"| {row['target']} |" in result.stdout
+    # The user's report shows results; the project's targets are judged
+    # by benchmarks/main_job_targets.py from results.json.
+    assert "targets" not in results and "## Targets" not in report
+    judged = subprocess.run(
+        [sys.executable, os.path.join(ROOT, "benchmarks",
+                                      "main_job_targets.py"),
+         "--results", str(out_dir / "results.json")],
+        capture_output=True, text=True, timeout=60)
+    assert judged.returncode in (0, 1), judged.stderr[-2000:]
+    assert sum(line.endswith((" met", " MISSED"))
+               for line in judged.stdout.splitlines()) == 5
 
 
 def test_main_job_targets_are_judged_against_the_measured_figures():
-    sys.path.insert(0, os.path.join(ROOT, "examples"))
-    try:
-        from fashion_mnist_distill import check_targets
-    finally:
-        sys.path.remove(os.path.join(ROOT, "examples"))
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "main_job_targets", os.path.join(ROOT, "benchmarks",
+                                         "main_job_targets.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    check_targets = module.check_targets
     results = {"student_distilled_accuracy": 0.9183,
                "student_scratch_accuracy": 0.9148,
                "student_params": 29578, "teacher_params": 309418,
