@@ -9,6 +9,8 @@ import pytest
 import tensorflow as tf
 
 from conftest import quadrant_images
+
+import keras_kd
 from keras_kd.compression import compress
 from keras_kd.compression import evaluate_tflite
 from keras_kd.compression import export_tflite
@@ -265,3 +267,27 @@ def test_keras_applications_mobilenet_through_prune_qat_and_int8(tmp_path):
     results = evaluate_tflite(path, train)
     assert results["examples"] == 64 and 0.0 <= results["accuracy"] <= 1.0
     assert results["sparsity"] >= 0.4
+
+
+def test_fine_tuning_loss_is_the_distillers(data):
+    from keras_kd.compression.fine_tune import fine_tune
+    from keras_kd.compression.twin import to_tf_keras
+
+    x, y = data
+
+    def mlp(width, name):
+        inputs = keras.Input((12, 12, 1))
+        hidden = keras.layers.Dense(width, activation="relu")(
+            keras.layers.Flatten()(inputs))
+        return keras.Model(inputs, keras.layers.Dense(10)(hidden), name=name)
+
+    teacher, student = mlp(32, "teacher"), mlp(8, "student")
+    distiller = keras_kd.Distiller(teacher, student)
+    distiller.compile(alpha=0.3, temperature=2.5)
+    expected = distiller.evaluate(x, y, batch_size=32, verbose=0,
+                                  return_dict=True)["loss"]
+    losses = fine_tune(to_tf_keras(student),
+                       tf.data.Dataset.from_tensor_slices((x, y)).batch(32),
+                       teacher=teacher, alpha=0.3, temperature=2.5,
+                       learning_rate=1e-12, verbose=0)
+    assert losses[0] == pytest.approx(expected, rel=1e-5)

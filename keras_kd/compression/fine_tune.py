@@ -11,7 +11,8 @@ import keras
 import tensorflow as tf
 
 from keras_kd.compression._imports import tf_keras
-from keras_kd.losses.soft_target_kd import soft_target_kd
+from keras_kd.terms.soft_targets import SoftTargetTerm
+from keras_kd.terms.term import TapValues
 from keras_kd.utils.validation import check_positive
 from keras_kd.utils.validation import check_unit_interval
 
@@ -52,9 +53,11 @@ def fine_tune(
     """Trains a tf_keras `model` on `(x, y)` batches, distilling if asked.
 
     Loss: `alpha · CE(y, s) + (1 − alpha) · T² KL(softmax(t/T) ‖
-    softmax(s/T))` with a teacher (the Distiller's defaults), plain
-    cross-entropy on logits without one. `callbacks` are tf_keras callbacks
-    driven as `fit` would drive them (TF-MOT's `UpdatePruningStep`, say).
+    softmax(s/T))` with a teacher, computed by the Distiller's own loss
+    objects (`keras_kd.terms.SoftTargetTerm` and the sparse cross-entropy
+    on logits); plain cross-entropy without one. `callbacks` are tf_keras
+    callbacks driven as `fit` would drive them (TF-MOT's
+    `UpdatePruningStep`, say).
 
     Returns:
         The list of mean losses per epoch.
@@ -66,6 +69,9 @@ def fine_tune(
     steps = count_batches(train_data)
     optimizer = tfk.optimizers.Adam(learning_rate)
     callback_list = tfk.callbacks.CallbackList(list(callbacks), model=model)
+    hard_labels = keras.losses.SparseCategoricalCrossentropy(
+        from_logits=True)
+    soft_targets = SoftTargetTerm(temperature=temperature)
 
     @tf.function
     def train_step(x, y):
@@ -74,15 +80,11 @@ def fine_tune(
         )
         with tf.GradientTape() as tape:
             logits = tf.cast(model(x, training=True), tf.float32)
-            loss = tf.reduce_mean(
-                keras.losses.sparse_categorical_crossentropy(
-                    y, logits, from_logits=True
-                )
-            )
+            loss = hard_labels(y, logits)
             if teacher_logits is not None:
-                kd = tf.reduce_mean(
-                    soft_target_kd(teacher_logits, logits, temperature)
-                )
+                kd = soft_targets.compute_loss(
+                    TapValues({}, {}, [teacher_logits]),
+                    TapValues({}, {}, logits))
                 loss = alpha * loss + (1.0 - alpha) * kd
             total = loss + tf.add_n(model.losses) if model.losses else loss
         gradients = tape.gradient(total, model.trainable_variables)
