@@ -14,11 +14,15 @@ from keras_kd.compression.pipeline import compress
 from keras_kd.compression.pruning import prune
 from keras_kd.compression.pruning import weight_sparsity
 from keras_kd.compression.quantization import quantize
+from keras_kd.compression.schedules import ConstantSparsity
+from keras_kd.compression.schedules import PolynomialRamp
 from keras_kd.compression.tflite_eval import evaluate_tflite
 from keras_kd.compression.tflite_export import export_tflite
 from keras_kd.compression.twin import to_tf_keras
 
 __all__ = [
+    "ConstantSparsity",
+    "PolynomialRamp",
     "compress",
     "evaluate_tflite",
     "export_tflite",

@@ -2,12 +2,12 @@
 
 import numpy as np
 
+from keras_kd.compression import schedules
 from keras_kd.compression._imports import tf_keras
 from keras_kd.compression._imports import tfmot
 from keras_kd.compression.fine_tune import count_batches
 from keras_kd.compression.fine_tune import fine_tune
 from keras_kd.compression.twin import to_tf_keras
-from keras_kd.utils.validation import check_one_of
 
 
 def fresh_tf_keras_copy(model):
@@ -55,9 +55,10 @@ def prune(
 
     Every Conv/Dense-like layer TF-MOT supports is wrapped with
     `prune_low_magnitude`; other layers (normalisation, attention) are kept
-    dense. The sparsity ramps up with a polynomial schedule over the first
-    70% of the fine-tuning steps (`schedule="constant"` prunes at once), and
-    the `UpdatePruningStep` bookkeeping is done here. With a `teacher`, the
+    dense. By default the sparsity ramps up along a polynomial over the
+    first 70% of the fine-tuning steps (`PolynomialRamp()`;
+    `schedule="constant"` prunes at once), and the `UpdatePruningStep`
+    bookkeeping is done here. With a `teacher`, the
     fine-tuning distils (soft targets + hard labels, the Distiller's
     defaults), which recovers most of the accuracy pruning costs.
 
@@ -74,7 +75,10 @@ def prune(
         teacher: optional Keras 3 teacher that outputs logits.
         target_sparsity: final fraction of zero weights, in (0, 1).
         epochs: fine-tuning epochs.
-        schedule: `"polynomial"` or `"constant"`.
+        schedule: `"polynomial"` (`PolynomialRamp()`), `"constant"`
+            (`ConstantSparsity()`), one of those objects with other
+            settings, or a TF-MOT `PruningSchedule`, used as it is (its own
+            final sparsity then governs).
         block_size: optional `(rows, cols)` block sparsity.
         m_by_n: optional `(m, n)` structured sparsity, e.g. `(2, 4)`
             (overrides the schedule).
@@ -101,7 +105,6 @@ def prune(
     ```
     """
     target_sparsity = _check_sparsity(target_sparsity, "target_sparsity")
-    check_one_of("schedule", schedule, ("polynomial", "constant"))
     if m_by_n is not None and (
         len(tuple(m_by_n)) != 2 or not 0 < m_by_n[0] < m_by_n[1]
     ):
@@ -116,19 +119,8 @@ def prune(
     mot = tfmot()
     sparsity = mot.sparsity.keras
     steps = count_batches(train_data) * epochs
-    if schedule == "polynomial":
-        end_step = max(1, int(0.7 * steps))
-        pruning_schedule = sparsity.PolynomialDecay(
-            initial_sparsity=0.0,
-            final_sparsity=target_sparsity,
-            begin_step=0,
-            end_step=end_step,
-            frequency=max(1, end_step // 20),
-        )
-    else:
-        pruning_schedule = sparsity.ConstantSparsity(
-            target_sparsity, begin_step=0, frequency=max(1, steps // 20)
-        )
+    pruning_schedule = schedules.pruning_schedule(schedule, target_sparsity,
+                                                  steps)
     params = {"pruning_schedule": pruning_schedule}
     if block_size is not None:
         params["block_size"] = tuple(block_size)
