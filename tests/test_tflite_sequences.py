@@ -1,5 +1,6 @@
 """Builtins-only TFLite for recurrent, masked, transformer, dict students."""
 
+import importlib.util
 import os
 
 import keras
@@ -15,18 +16,26 @@ from keras_kd.compression.tflite_eval import operator_names
 from keras_kd.compression.tflite_eval import read_tflite
 
 LENGTH, VOCABULARY = 16, 64
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def _load_benchmark():
+    spec = importlib.util.spec_from_file_location(
+        "compression_benchmark",
+        os.path.join(ROOT, "benchmarks", "compression.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+_benchmark = _load_benchmark()
 
 
 def token_task(n, seed):
-    """Sequences with trailing padding; the label is the most frequent of
-    three marker tokens, so a small model learns decisive logits."""
-    rng = np.random.default_rng(seed)
-    x = rng.integers(4, VOCABULARY, (n, LENGTH)).astype("int32")
-    y = rng.integers(0, 3, n).astype("int32")
-    for row, label in zip(x, y):
-        row[rng.choice(LENGTH // 2, 3, replace=False)] = label + 1
-        row[rng.integers(LENGTH // 2, LENGTH + 1):] = 0
-    return x, y
+    """The compression benchmark's synthetic task (the label is the most
+    frequent of three marker tokens), at this file's sizes."""
+    return _benchmark.token_task(n, seed, length=LENGTH,
+                                 vocabulary=VOCABULARY)
 
 
 def student(kind):
