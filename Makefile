@@ -15,7 +15,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 install: $(VENV)/.installed
 
 test: $(VENV)/.installed
-	$(PY) -m flake8 keras_kd tests examples benchmarks
+	$(PY) -m flake8 keras_kd keras_kd_examples tests examples benchmarks
 	$(PY) -m pytest -q tests
 
 # Real Fashion-MNIST comes offline from Debian's dataset-fashion-mnist.

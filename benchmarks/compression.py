@@ -47,12 +47,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
-import keras_kd  # noqa: E402
 from keras_kd import compression  # noqa: E402
 from keras_kd.compression.tflite_eval import _latency_p50  # noqa: E402
 from keras_kd.compression.tflite_eval import _litert  # noqa: E402
 from keras_kd.compression.tflite_eval import read_tflite  # noqa: E402
-from keras_kd.models import cnn_student  # noqa: E402
+from keras_kd_examples.models import cnn_student  # noqa: E402
+from keras_kd_examples import datasets  # noqa: E402
 
 TEACHER = "saved_models/fashion_mnist/teacher.keras"
 
@@ -202,8 +202,8 @@ def main():
         print_layer_figures()
         return 0
 
-    train, _, test = keras_kd.datasets.load("fashion_mnist", batch_size=128,
-                                            validation_split=0)
+    train, _, test = datasets.load("fashion_mnist", batch_size=128,
+                                   validation_split=0)
     keras.utils.set_random_seed(0)
     student = cnn_student(widths=tuple(map(int, args.widths.split(","))))
     steps = int(train.cardinality()) * args.epochs

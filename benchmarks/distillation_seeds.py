@@ -31,14 +31,14 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
+from keras_kd_examples import datasets  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import CONFIG  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import accuracy  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import cosine_adam  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import load_teacher  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import make_student  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, "examples"))
-from fashion_mnist_distill import CONFIG  # noqa: E402
-from fashion_mnist_distill import accuracy  # noqa: E402
-from fashion_mnist_distill import cosine_adam  # noqa: E402
-from fashion_mnist_distill import load_teacher  # noqa: E402
-from fashion_mnist_distill import make_student  # noqa: E402
 
 TEACHER = os.path.join(ROOT, "saved_models", "fashion_mnist", "teacher.keras")
 
@@ -90,10 +90,10 @@ def main():
     args = parser.parse_args()
 
     teacher = load_teacher(args.teacher)
-    train, _, test = keras_kd.datasets.load(
+    train, _, test = datasets.load(
         "fashion_mnist", batch_size=CONFIG["batch_size"],
         validation_split=CONFIG["validation_split"], data_dir=args.data_dir)
-    x_train, y_train = keras_kd.datasets.as_numpy(train)
+    x_train, y_train = datasets.as_numpy(train)
     offline = keras_kd.precompute_teacher(
         teacher, tf.data.Dataset.from_tensor_slices((x_train, y_train)),
         batch_size=512,

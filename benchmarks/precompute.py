@@ -22,7 +22,6 @@ Usage:
 import argparse
 import os
 import statistics
-import sys
 import time
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -34,10 +33,9 @@ import tensorflow as tf  # noqa: E402
 
 import keras_kd  # noqa: E402
 
-sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from step_time import PAIRS  # noqa: E402
-from step_time import make_cnn  # noqa: E402
-from step_time import timed_fit_data  # noqa: E402
+from keras_kd_examples.timing import PAIRS  # noqa: E402
+from keras_kd_examples.timing import make_cnn  # noqa: E402
+from keras_kd_examples.timing import timed_fit_data  # noqa: E402
 
 
 def main():

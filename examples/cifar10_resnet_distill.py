@@ -5,7 +5,8 @@ Description: The classic setting of Hinton et al. (2015) and Zagoruyko &
 
 ## What this does
 
-1. Loads CIFAR-10 through `keras_kd.datasets.load` (TFDS downloads it once).
+1. Loads CIFAR-10 through `keras_kd_examples.datasets.load` (TFDS
+   downloads it once).
 2. Trains a ResNet teacher (or loads one with `--teacher`).
 3. Trains a small CNN student from scratch and, from the same initial
    weights, with `keras_kd.Distiller` (soft targets at T=4, alpha=0.1, and
@@ -28,9 +29,10 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd.models import cnn_student  # noqa: E402
-from keras_kd.models import resnet_teacher  # noqa: E402
-from keras_kd.utils.io import write_text_atomic  # noqa: E402
+from keras_kd_examples.models import cnn_student  # noqa: E402
+from keras_kd_examples.models import resnet_teacher  # noqa: E402
+from keras_kd_examples.io import write_text_atomic  # noqa: E402
+from keras_kd_examples import datasets  # noqa: E402
 
 """
 ## Configuration
@@ -76,7 +78,7 @@ def train_teacher(config, train, val):
 
 
 def run(config, teacher_path, out_dir, smoke):
-    train, val, test = keras_kd.datasets.load(
+    train, val, test = datasets.load(
         "cifar10", batch_size=config["batch_size"], validation_split=0.1,
         augment=True)
     if smoke:

@@ -30,6 +30,7 @@ import keras  # noqa: E402
 from keras import ops  # noqa: E402
 
 import keras_kd  # noqa: E402
+from keras_kd_examples import datasets  # noqa: E402
 
 """
 ## The term
@@ -107,7 +108,7 @@ def main(argv=None):
                         help="folder of Fashion-MNIST IDX files")
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args(argv)
-    (x_train, y_train), (x_test, y_test) = keras_kd.datasets.load_arrays(
+    (x_train, y_train), (x_test, y_test) = datasets.load_arrays(
         "fashion_mnist", data_dir=args.data_dir)
     x_train, x_test = x_train[..., None], x_test[..., None]
     epochs = args.epochs

@@ -7,7 +7,7 @@ Description: The main job: scratch vs distilled student, then pruning,
 
 1. Loads the shipped teacher, `saved_models/fashion_mnist/teacher.keras`
    (made by `examples/train_teacher.py`), and real Fashion-MNIST through
-   `keras_kd.datasets.load` (offline from Debian's `dataset-fashion-mnist`).
+   `datasets.load` (offline from Debian's `dataset-fashion-mnist`).
 2. Trains a small student from scratch: the baseline.
 3. Trains the same student, from the same initial weights, with
    `keras_kd.Distiller`: soft targets + hard labels + attention transfer
@@ -43,69 +43,29 @@ import keras_kd  # noqa: E402
 from keras_kd import compression  # noqa: E402
 from keras_kd.capture import capture_outputs  # noqa: E402
 from keras_kd.losses.attention_transfer import attention_map  # noqa: E402
-from keras_kd.models import cnn_student  # noqa: E402
-from keras_kd.utils.io import atomic_path  # noqa: E402
-from keras_kd.utils.io import write_text_atomic  # noqa: E402
+from keras_kd_examples import datasets  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import CONFIG  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import accuracy  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import cosine_adam  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import load_teacher  # noqa: E402
+from keras_kd_examples.fashion_mnist_job import make_student  # noqa: E402
+from keras_kd_examples.io import atomic_path  # noqa: E402
+from keras_kd_examples.io import write_text_atomic  # noqa: E402
 
 """
 ## Configuration
 """
 
+# The recipe (student, epochs, temperature, attention pairs, sparsity) is
+# `CONFIG` in `keras_kd_examples/fashion_mnist_job.py`, shared with
+# `benchmarks/distillation_seeds.py`.
 OUT_DIR = "saved_models/fashion_mnist"
-CONFIG = {
-    # 65,474 parameters (1/10.7 of the 698k teacher): a second convolution
-    # at 14x14 and a 3x3 flatten head instead of global average pooling.
-    # The (16, 32, 40) student (29,578 parameters), the one for the earlier
-    # 309k teacher, reached 91.61% alone and 91.67% distilled over 3 seeds.
-    "student_widths": (24, 48, 64),
-    "student_convs_per_stage": (1, 2, 1),
-    "student_head": "flatten",
-    # 7 epochs put every seed above 92.5% (`benchmarks/distillation_seeds.py`;
-    # benchmarks/RESULTS.md has 5 to 10 epochs): `make demo` took 10.4 min,
-    # about 12.5 min at 40 s an epoch, and has 15.
-    "epochs": 7,
-    "batch_size": 128,
-    "learning_rate": 3e-3,
-    # Chosen on 5 epochs with the 29,578-parameter student and a 93.39%
-    # teacher, soft targets + labels only: alone 91.74%, T=4/alpha=0.5
-    # 91.82%, T=2/alpha=0.5 91.68%. On the 65k student (5 epochs, seed 0)
-    # alpha 0.1, T=2, T=8 and attention weights 0 and 200 did no better.
-    "temperature": 4.0,
-    "alpha": 0.5,
-    "attention_weight": 50.0,
-    # teacher stage i and student stage i share the resolution 28/14/7.
-    "attention_pairs": [("stage2_out", "stage2_out"),
-                        ("stage3_out", "stage3_out")],
-    # 75% is too much for a 30k-parameter student in 200 + 200 fine-tuning
-    # steps: on the 24k student it cost 2.9 pt (stem kept dense), 50% cost
-    # 0.8 pt. `benchmarks/compression.py` measures 75% with longer runs.
-    "sparsity": 0.5,
-    "prune_epochs": 1,
-    "qat_epochs": 1,
-    # Batches of fine-tuning per pruning/QAT epoch (keeps `make demo` short).
-    "compression_batches": 200,
-    # A stem convolution on one channel has 9 weights per filter: pruning
-    # it costs far more accuracy than its 144 weights are worth.
-    "keep_dense": ("stage1_conv",),
-    "validation_split": 5000 / 60000,
-}
 QUICK = {"train_batches": 30, "test_batches": 8, "epochs": 1}
 
 
 """
 ## Helpers
 """
-
-
-def load_teacher(path):
-    if not os.path.exists(path):
-        raise FileNotFoundError(
-            f"No teacher at {path}. Make it with: python "
-            "examples/train_teacher.py (hours on 2 CPU cores: see "
-            "saved_models/README.md for its cycles), or "
-            "pass --teacher PATH to a Keras model that outputs logits."
-        )
-    return keras.models.load_model(path)
 
 
 def check_out_dir(out_dir):
@@ -115,30 +75,10 @@ def check_out_dir(out_dir):
             f"The output folder is not writable: {out_dir}. Pass --out-dir.")
 
 
-def make_student():
-    return cnn_student(widths=CONFIG["student_widths"],
-                       convs_per_stage=CONFIG["student_convs_per_stage"],
-                       head=CONFIG["student_head"])
-
-
 def compiled_student(init_weights):
     student = make_student()
     student.set_weights(init_weights)
     return student
-
-
-def cosine_adam(steps):
-    return keras.optimizers.Adam(keras.optimizers.schedules.CosineDecay(
-        CONFIG["learning_rate"], decay_steps=steps))
-
-
-def accuracy(model, dataset):
-    correct = total = 0
-    for x, y in dataset:
-        logits = model(x, training=False)
-        correct += int(np.sum(np.argmax(logits, -1) == np.asarray(y)))
-        total += len(y)
-    return correct / total
 
 
 def gzip_size(path):
@@ -279,7 +219,7 @@ def main():
     check_out_dir(args.out_dir)
     teacher = load_teacher(args.teacher)
 
-    train, val, test = keras_kd.datasets.load(
+    train, val, test = datasets.load(
         "fashion_mnist", batch_size=CONFIG["batch_size"],
         validation_split=CONFIG["validation_split"], data_dir=args.data_dir)
     epochs = args.epochs
@@ -310,7 +250,7 @@ def main():
     offline, offline_val = (
         keras_kd.precompute_teacher(
             teacher, tf.data.Dataset.from_tensor_slices(
-                keras_kd.datasets.as_numpy(split)),
+                datasets.as_numpy(split)),
             batch_size=512, attention_layers=attention_layers).cache()
         for split in (train, val))
     offline = offline.shuffle(20000, seed=0).batch(

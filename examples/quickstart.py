@@ -12,7 +12,7 @@ Description: Soft targets + hard labels + attention transfer in one
    and attention transfer between two pairs of conv layers.
 4. Print the test accuracy of all three.
 
-The data come from `keras_kd.datasets.load`: offline from Debian's
+The data come from `keras_kd_examples.datasets.load`: offline from Debian's
 `dataset-fashion-mnist` package, from `--data-dir`, or from TFDS.
 
 Run `python examples/quickstart.py --help` for options; `--quick` trains on
@@ -29,7 +29,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd.models import cnn_student  # noqa: E402
+from keras_kd_examples.models import cnn_student  # noqa: E402
+from keras_kd_examples import datasets  # noqa: E402
 
 """
 ## Configuration
@@ -50,8 +51,8 @@ CONFIG = {
 """
 ## Models
 
-Both are plain Functional CNNs from `keras_kd.models` that output logits;
-their `stage{i}_out` layer names are what the attention pairs refer to.
+Both are plain Functional CNNs from `keras_kd_examples.models` that output
+logits; their `stage{i}_out` layer names are what the attention pairs refer to.
 """
 
 
@@ -60,7 +61,7 @@ def make_cnn(width, name):
 
 
 def accuracy(model, dataset):
-    x, y = keras_kd.datasets.as_numpy(dataset)
+    x, y = datasets.as_numpy(dataset)
     logits = model.predict(x, batch_size=512, verbose=0)
     return float(np.mean(np.argmax(logits, -1) == y))
 
@@ -78,7 +79,7 @@ def main():
                         help="2,000 training images and 1 epoch each")
     args = parser.parse_args()
 
-    train, _, test = keras_kd.datasets.load(
+    train, _, test = datasets.load(
         "fashion_mnist", batch_size=CONFIG["batch_size"], validation_split=0,
         data_dir=args.data_dir)
     epochs = dict(teacher=CONFIG["teacher_epochs"],

@@ -5,15 +5,15 @@ Description: A small ResNet with augmentation and a cosine schedule; writes
 
 ## What this does
 
-1. Loads Fashion-MNIST with `keras_kd.datasets.load` (offline from Debian's
-   `dataset-fashion-mnist` when TFDS cannot download), holding out 5,000
-   training images for validation.
-2. Trains `keras_kd.models.resnet_teacher()` with random crops and flips
-   (`--no-augment`: on the plain images, for a last low-rate cycle), AdamW
-   and a cosine learning-rate decay, keeping the weights of the best
+1. Loads Fashion-MNIST with `keras_kd_examples.datasets.load` (offline
+   from Debian's `dataset-fashion-mnist` when TFDS cannot download),
+   holding out 5,000 training images for validation.
+2. Trains `keras_kd_examples.models.resnet_teacher()` with random crops and
+   flips (`--no-augment`: on the plain images, for a last low-rate cycle),
+   AdamW and a cosine learning-rate decay, keeping the weights of the best
    validation epoch. `--resume` starts a new cycle from a saved teacher;
    with a larger `--blocks-per-stage` than it has, the new blocks start as
-   identities (`keras_kd.models.deepen_resnet`), so the deeper teacher
+   identities (`keras_kd_examples.models.deepen_resnet`), so the deeper teacher
    starts at the saved one's accuracy. `--mixed-precision` trains in
    bfloat16 (about 2x faster on CPUs with AVX512-BF16); the saved teacher
    is float32 either way.
@@ -35,12 +35,12 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import keras  # noqa: E402
 
-import keras_kd  # noqa: E402
-from keras_kd.models import count_blocks_per_stage  # noqa: E402
-from keras_kd.models import deepen_resnet  # noqa: E402
-from keras_kd.models import resnet_teacher  # noqa: E402
-from keras_kd.utils.io import atomic_path  # noqa: E402
-from keras_kd.utils.io import write_text_atomic  # noqa: E402
+from keras_kd_examples.models import count_blocks_per_stage  # noqa: E402
+from keras_kd_examples.models import deepen_resnet  # noqa: E402
+from keras_kd_examples.models import resnet_teacher  # noqa: E402
+from keras_kd_examples.io import atomic_path  # noqa: E402
+from keras_kd_examples.io import write_text_atomic  # noqa: E402
+from keras_kd_examples import datasets  # noqa: E402
 
 """
 ## Configuration
@@ -118,7 +118,7 @@ def main():
     folder = os.path.dirname(os.path.abspath(args.output))
     os.makedirs(folder, exist_ok=True)
 
-    train, val, test = keras_kd.datasets.load(
+    train, val, test = datasets.load(
         "fashion_mnist", batch_size=CONFIG["batch_size"],
         validation_split=CONFIG["validation_split"],
         augment=not args.no_augment,

@@ -29,8 +29,8 @@ maps (one or two pairs). The example shows the mechanics; expect gains
 from longer schedules (`--full`) and stronger teachers, and tune
 `attention_weight`.
 
-The data are real Fashion-MNIST from `keras_kd.datasets.load` (offline from
-Debian's `dataset-fashion-mnist` where TFDS cannot download).
+The data are real Fashion-MNIST from `keras_kd_examples.datasets.load`
+(offline from Debian's `dataset-fashion-mnist` where TFDS cannot download).
 
 Run `python examples/transformer_attention_distillation.py --help`. The
 default quick mode trains on 20,000 images for a few epochs (a few minutes on
@@ -53,7 +53,8 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 import keras_kd  # noqa: E402
-from keras_kd.utils.io import write_text_atomic  # noqa: E402
+from keras_kd_examples.io import write_text_atomic  # noqa: E402
+from keras_kd_examples import datasets  # noqa: E402
 
 """
 ## Configuration
@@ -162,11 +163,11 @@ def main():
                      "smoke" if args.smoke else "quick"]
     start = time.time()
 
-    train, _, test = keras_kd.datasets.load(
+    train, _, test = datasets.load(
         "fashion_mnist", batch_size=CONFIG["batch_size"],
         data_dir=args.data_dir)
-    x_train, y_train = keras_kd.datasets.as_numpy(train)
-    x_test, y_test = keras_kd.datasets.as_numpy(test)
+    x_train, y_train = datasets.as_numpy(train)
+    x_test, y_test = datasets.as_numpy(test)
     if settings["train_images"]:
         x_train = x_train[:settings["train_images"]]
         y_train = y_train[:settings["train_images"]]

@@ -26,7 +26,6 @@ if keras.backend.backend() != "tensorflow":  # e.g. set in ~/.keras/keras.json
     raise _backend_error(keras.backend.backend())
 
 from keras_kd import callbacks  # noqa: E402
-from keras_kd import datasets  # noqa: E402
 from keras_kd import losses  # noqa: E402
 from keras_kd import terms  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
@@ -37,7 +36,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Distiller",
     "callbacks",
-    "datasets",
     "losses",
     "precompute_teacher",
     "terms",

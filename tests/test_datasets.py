@@ -6,9 +6,9 @@ import os
 import numpy as np
 import pytest
 
-import keras_kd
-from keras_kd.datasets import load
-from keras_kd.datasets import read_idx
+import keras_kd_examples
+from keras_kd_examples.datasets import load
+from keras_kd_examples.datasets import read_idx
 
 
 def write_idx(path, array):
@@ -71,8 +71,8 @@ def test_validation_split_is_the_same_every_run(idx_folder):
                        data_dir=str(idx_folder))
     _, val_b, _ = load("mnist", validation_split=0.1,
                        data_dir=str(idx_folder))
-    xa, _ = keras_kd.datasets.as_numpy(val_a)
-    xb, _ = keras_kd.datasets.as_numpy(val_b)
+    xa, _ = keras_kd_examples.datasets.as_numpy(val_a)
+    xb, _ = keras_kd_examples.datasets.as_numpy(val_b)
     np.testing.assert_array_equal(xa, xb)
 
 
@@ -114,9 +114,11 @@ def test_no_source_says_what_was_tried(tmp_path, monkeypatch):
         raise ConnectionError("no network")
 
     monkeypatch.setattr(tfds, "load", offline)
-    monkeypatch.setattr(keras_kd.datasets.loading, "DEBIAN_FASHION_MNIST",
+    monkeypatch.setattr(keras_kd_examples.datasets.loading,
+                        "DEBIAN_FASHION_MNIST",
                         str(tmp_path / "nothing"))
-    monkeypatch.setitem(keras_kd.datasets.loading.DATASETS, "fashion_mnist",
+    monkeypatch.setitem(keras_kd_examples.datasets.loading.DATASETS,
+                        "fashion_mnist",
                         ((str(tmp_path / "nothing"),), True))
     with pytest.raises(FileNotFoundError) as info:
         load("fashion_mnist", data_dir=str(tmp_path))
@@ -141,7 +143,8 @@ def test_bad_arguments(idx_folder, kwargs, match):
                        "t10k-labels-idx1-ubyte.gz"),
     reason="Debian's dataset-fashion-mnist is not installed")
 def test_real_fashion_mnist_from_the_debian_package():
-    (x, y), (xt, yt) = keras_kd.datasets.load_arrays("fashion_mnist")
+    (x, y), (xt, yt) = keras_kd_examples.datasets.load_arrays(
+        "fashion_mnist")
     assert x.shape == (60000, 28, 28, 1) and xt.shape == (10000, 28, 28, 1)
     assert np.bincount(yt).tolist() == [1000] * 10
 

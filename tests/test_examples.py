@@ -74,7 +74,7 @@ def test_teacher_deepens_and_trains_in_bfloat16(tmp_path, fashion_fixture,
                                                 tiny_teacher):
     import keras
 
-    from keras_kd.models import resnet_teacher
+    from keras_kd_examples.models import resnet_teacher
 
     path = tmp_path / "deeper.keras"
     result = run_example("train_teacher.py", "--quick", "--resume",

@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 from keras_kd.capture import capture_outputs
-from keras_kd.models import cnn_student
-from keras_kd.models import count_blocks_per_stage
-from keras_kd.models import deepen_resnet
-from keras_kd.models import resnet_teacher
+from keras_kd_examples.models import cnn_student
+from keras_kd_examples.models import count_blocks_per_stage
+from keras_kd_examples.models import deepen_resnet
+from keras_kd_examples.models import resnet_teacher
 
 
 def test_main_job_student_is_a_tenth_of_the_teacher():

@@ -43,7 +43,7 @@ def resnet_teacher(input_shape=(28, 28, 1), num_classes=10,
     Example:
 
     ```python
-    from keras_kd import models
+    from keras_kd_examples import models
 
     teacher = models.resnet_teacher()
     ```
@@ -68,7 +68,7 @@ def count_blocks_per_stage(model):
     Example:
 
     ```python
-    from keras_kd import models
+    from keras_kd_examples import models
 
     models.count_blocks_per_stage(models.resnet_teacher())
     # 1
@@ -99,7 +99,7 @@ def deepen_resnet(teacher, blocks_per_stage):
     Example:
 
     ```python
-    from keras_kd import models
+    from keras_kd_examples import models
 
     teacher = keras.models.load_model("teacher.keras")
     deeper = models.deepen_resnet(teacher, blocks_per_stage=2)
@@ -164,7 +164,7 @@ def cnn_student(input_shape=(28, 28, 1), num_classes=10,
     Example:
 
     ```python
-    from keras_kd import models
+    from keras_kd_examples import models
 
     student = models.cnn_student()
     # The main job's 65,474-parameter student:

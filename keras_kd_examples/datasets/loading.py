@@ -1,11 +1,12 @@
-"""`keras_kd.datasets.load`: batched tf.data pipelines for the examples."""
+"""`keras_kd_examples.datasets.load`: batched tf.data pipelines for the
+examples."""
 
 import os
 
 import numpy as np
 import tensorflow as tf
 
-from keras_kd.datasets.idx import read_idx
+from keras_kd_examples.datasets.idx import read_idx
 from keras_kd.utils.validation import check_unit_interval
 
 DEBIAN_FASHION_MNIST = "/usr/share/datasets/fashion-mnist"
@@ -141,7 +142,7 @@ def load(name, *, batch_size=128, validation_split=0.1, augment=False,
     Example:
 
     ```python
-    train, val, test = keras_kd.datasets.load("fashion_mnist",
+    train, val, test = keras_kd_examples.datasets.load("fashion_mnist",
                                               batch_size=128)
     ```
     """
