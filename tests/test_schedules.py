@@ -6,6 +6,7 @@ import tensorflow as tf
 from conftest import make_cnn
 
 from keras_kd.compression import ConstantSparsity
+from keras_kd.compression import FineTuning
 from keras_kd.compression import PolynomialRamp
 from keras_kd.compression import prune
 from keras_kd.compression import weight_sparsity
@@ -35,7 +36,7 @@ def test_a_tfmot_schedule_is_used_as_it_is(data):
                                                   frequency=1)
     assert pruning_schedule(own, 0.9, 10) is own
     pruned = prune(make_cnn(8, "student"), train, target_sparsity=0.9,
-                   schedule=own, epochs=1, verbose=0)
+                   schedule=own, fine_tuning=FineTuning(), verbose=0)
     assert weight_sparsity(pruned) == pytest.approx(0.5, abs=0.03)
 
 

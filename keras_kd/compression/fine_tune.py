@@ -17,6 +17,65 @@ from keras_kd.utils.validation import check_positive
 from keras_kd.utils.validation import check_unit_interval
 
 
+class FineTuning:
+    """How `prune` and `quantize` fine-tune: epochs, Adam learning rate, and
+    the soft-target/hard-label mix used when a teacher is given (the
+    Distiller's `alpha` and `temperature`).
+
+    Args:
+        epochs: passes over `train_data`, >= 1.
+        learning_rate: Adam learning rate, > 0.
+        alpha: weight of the hard-label loss, in [0, 1]; `1 − alpha` goes to
+            the soft targets.
+        temperature: softmax temperature of the soft targets, > 0.
+
+    Example:
+
+    ```python
+    from keras_kd.compression import FineTuning, prune
+
+    pruned = prune(student, train_ds, teacher=teacher,
+                   fine_tuning=FineTuning(epochs=3, learning_rate=1e-3))
+    ```
+    """
+
+    def __init__(self, epochs=1, learning_rate=1e-4, alpha=0.1,
+                 temperature=3.0):
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or (
+                epochs < 1):
+            raise ValueError("Argument `epochs` must be an integer >= 1. "
+                             f"Received: epochs={epochs!r}")
+        self.epochs = epochs
+        self.learning_rate = check_positive("learning_rate", learning_rate)
+        self.alpha = check_unit_interval("alpha", alpha)
+        self.temperature = check_positive("temperature", temperature)
+
+    def get_config(self):
+        return {"epochs": self.epochs, "learning_rate": self.learning_rate,
+                "alpha": self.alpha, "temperature": self.temperature}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in self.get_config().items())
+        return f"FineTuning({args})"
+
+
+def check_fine_tuning(fine_tuning, default):
+    """`fine_tuning`, or `default` for `None`; a clear error otherwise."""
+    if fine_tuning is None:
+        return default
+    if not isinstance(fine_tuning, FineTuning):
+        raise TypeError(
+            "Argument `fine_tuning` must be a "
+            "keras_kd.compression.FineTuning. Received: "
+            f"fine_tuning={fine_tuning!r} of type "
+            f"{type(fine_tuning).__name__}")
+    return fine_tuning
+
+
 def count_batches(dataset, argument="train_data"):
     """Number of batches in `dataset`; iterates once when unknown."""
     if not isinstance(dataset, tf.data.Dataset):
@@ -42,10 +101,7 @@ def fine_tune(
     train_data,
     *,
     teacher=None,
-    epochs=1,
-    learning_rate=1e-4,
-    alpha=0.1,
-    temperature=3.0,
+    fine_tuning=None,
     callbacks=(),
     description="fine-tune",
     verbose=1,
@@ -57,21 +113,21 @@ def fine_tune(
     objects (`keras_kd.terms.SoftTargetTerm` and the sparse cross-entropy
     on logits); plain cross-entropy without one. `callbacks` are tf_keras
     callbacks driven as `fit` would drive them (TF-MOT's
-    `UpdatePruningStep`, say).
+    `UpdatePruningStep`, say). `fine_tuning` (a `FineTuning`) sets the
+    epochs, learning rate, `alpha` and temperature.
 
     Returns:
         The list of mean losses per epoch.
     """
     tfk = tf_keras()
-    check_positive("learning_rate", learning_rate)
-    alpha = check_unit_interval("alpha", alpha)
-    temperature = check_positive("temperature", temperature)
+    fine_tuning = check_fine_tuning(fine_tuning, FineTuning())
+    epochs, alpha = fine_tuning.epochs, fine_tuning.alpha
     steps = count_batches(train_data)
-    optimizer = tfk.optimizers.Adam(learning_rate)
+    optimizer = tfk.optimizers.Adam(fine_tuning.learning_rate)
     callback_list = tfk.callbacks.CallbackList(list(callbacks), model=model)
     hard_labels = keras.losses.SparseCategoricalCrossentropy(
         from_logits=True)
-    soft_targets = SoftTargetTerm(temperature=temperature)
+    soft_targets = SoftTargetTerm(temperature=fine_tuning.temperature)
 
     @tf.function
     def train_step(x, y):
@@ -105,7 +161,8 @@ def fine_tune(
             if not math.isfinite(loss):
                 raise FloatingPointError(
                     f"{description}: the loss became {loss} at epoch "
-                    f"{epoch + 1}, step {step + 1}; lower `learning_rate`."
+                    f"{epoch + 1}, step {step + 1}; lower "
+                    "`FineTuning.learning_rate`."
                 )
             total, seen = total + loss, seen + 1
             progbar.update(step + 1, [("loss", loss)])

@@ -3,6 +3,7 @@
 import json
 import os
 
+from keras_kd.compression.fine_tune import FineTuning
 from keras_kd.compression.pruning import _check_sparsity
 from keras_kd.compression.pruning import prune
 from keras_kd.compression.quantization import quantize
@@ -78,6 +79,14 @@ def compress(
     sparsity = _check_sparsity(sparsity, "sparsity")
     check_one_of("quantization", quantization, ("int8", "dynamic", "float16"))
     check_bool("per_channel", per_channel)
+    for name, value in (("prune_epochs", prune_epochs),
+                        ("qat_epochs", qat_epochs)):
+        if isinstance(value, bool) or not isinstance(value, int) or (
+                value < 1):
+            raise ValueError(f"Argument `{name}` must be an integer >= 1. "
+                             f"Received: {name}={value!r}")
+    prune_tuning = FineTuning(epochs=prune_epochs, learning_rate=3e-3)
+    qat_tuning = FineTuning(epochs=qat_epochs, learning_rate=5e-4)
     out_dir = _prepare_out_dir(out_dir)
     val_data = train_data if val_data is None else val_data
     files = {
@@ -94,12 +103,13 @@ def compress(
     skipped = _why_no_twin(student)
     if skipped is None:
         pruned = prune(student, train_data, teacher=teacher,
-                       target_sparsity=sparsity, epochs=prune_epochs,
-                       keep_dense=keep_dense,
+                       target_sparsity=sparsity, keep_dense=keep_dense,
+                       fine_tuning=prune_tuning,
                        verbose=verbose)
         if quantization == "int8":
             pruned = quantize(pruned, train_data, teacher=teacher,
-                              epochs=qat_epochs, verbose=verbose)
+                              fine_tuning=qat_tuning,
+                              verbose=verbose)
         export_tflite(pruned, files[f"pruned_{quantization}"],
                       quantization=quantization,
                       representative_data=representative,

@@ -5,8 +5,11 @@ import numpy as np
 from keras_kd.compression import schedules
 from keras_kd.compression._imports import tf_keras
 from keras_kd.compression._imports import tfmot
+from keras_kd.compression.fine_tune import FineTuning
+from keras_kd.compression.fine_tune import check_fine_tuning
 from keras_kd.compression.fine_tune import count_batches
 from keras_kd.compression.fine_tune import fine_tune
+from keras_kd.compression.structures import structure_arguments
 from keras_kd.compression.twin import to_tf_keras
 
 
@@ -41,14 +44,10 @@ def prune(
     *,
     teacher=None,
     target_sparsity=0.75,
-    epochs=2,
     schedule="polynomial",
-    block_size=None,
-    m_by_n=None,
+    structure=None,
     keep_dense=(),
-    learning_rate=3e-3,
-    alpha=0.1,
-    temperature=3.0,
+    fine_tuning=None,
     verbose=1,
 ):
     """Prunes `model` to `target_sparsity` while fine-tuning, then strips it.
@@ -56,11 +55,11 @@ def prune(
     Every Conv/Dense-like layer TF-MOT supports is wrapped with
     `prune_low_magnitude`; other layers (normalisation, attention) are kept
     dense. By default the sparsity ramps up along a polynomial over the
-    first 70% of the fine-tuning steps (`PolynomialRamp()`;
-    `schedule="constant"` prunes at once), and the `UpdatePruningStep`
-    bookkeeping is done here. With a `teacher`, the
-    fine-tuning distils (soft targets + hard labels, the Distiller's
-    defaults), which recovers most of the accuracy pruning costs.
+    first 70% of the fine-tuning steps (`PolynomialRamp()`), and the
+    `UpdatePruningStep` bookkeeping is done here. With a `teacher`, the
+    fine-tuning distils (soft targets + hard labels), which recovers most
+    of the accuracy pruning costs. `strip_pruning` is the inverse of the
+    wrapping: what comes back is a plain tf_keras model with zeros in it.
 
     Load or train the weights before you prune: pruning removes the smallest
     weights of the model as it is.
@@ -74,22 +73,19 @@ def prune(
         train_data: `tf.data.Dataset` of `(x, y)` batches, integer labels.
         teacher: optional Keras 3 teacher that outputs logits.
         target_sparsity: final fraction of zero weights, in (0, 1).
-        epochs: fine-tuning epochs.
-        schedule: `"polynomial"` (`PolynomialRamp()`), `"constant"`
-            (`ConstantSparsity()`), one of those objects with other
-            settings, or a TF-MOT `PruningSchedule`, used as it is (its own
-            final sparsity then governs).
-        block_size: optional `(rows, cols)` block sparsity.
-        m_by_n: optional `(m, n)` structured sparsity, e.g. `(2, 4)`
-            (overrides the schedule).
+        schedule: `PolynomialRamp()` (or `"polynomial"`),
+            `ConstantSparsity()` (or `"constant"`), or a TF-MOT
+            `PruningSchedule` used as it is (its own final sparsity then
+            governs).
+        structure: `None` (weight by weight), `BlockSparsity(rows, cols)`
+            or `MByNSparsity(m, n)` (the latter fixes the sparsity).
         keep_dense: names of layers to leave dense. A stem convolution on a
             one-channel image has only 9 weights per filter: pruning it
             costs far more accuracy than the few bytes it saves.
-        learning_rate: Adam learning rate of the fine-tuning. On a 24k-
-            parameter Fashion-MNIST student (75%, 400 pruning + 200 QAT
-            steps), 3e-3 here and 5e-4 in `quantize` ended 1.8 pt above
-            1e-3 and 2e-4.
-        alpha, temperature: distillation weights, as in `Distiller.compile`.
+        fine_tuning: a `FineTuning`; default `FineTuning(epochs=2,
+            learning_rate=3e-3)`. On a 24k-parameter Fashion-MNIST student
+            (75%, 400 pruning + 200 QAT steps), 3e-3 here and 5e-4 in
+            `quantize` ended 1.8 pt above 1e-3 and 2e-4.
         verbose: show a progress bar.
 
     Returns:
@@ -105,27 +101,15 @@ def prune(
     ```
     """
     target_sparsity = _check_sparsity(target_sparsity, "target_sparsity")
-    if m_by_n is not None and (
-        len(tuple(m_by_n)) != 2 or not 0 < m_by_n[0] < m_by_n[1]
-    ):
-        raise ValueError(
-            "Argument `m_by_n` must be (m, n) with 0 < m < n, e.g. (2, 4). "
-            f"Received: m_by_n={m_by_n!r}"
-        )
-    if epochs < 1:
-        raise ValueError(f"Argument `epochs` must be >= 1. Received: "
-                         f"epochs={epochs!r}")
+    structure_arguments(structure)  # a clear error before any work
     keep_dense = _check_keep_dense(model, keep_dense)
+    fine_tuning = check_fine_tuning(
+        fine_tuning, FineTuning(epochs=2, learning_rate=3e-3))
     mot = tfmot()
     sparsity = mot.sparsity.keras
-    steps = count_batches(train_data) * epochs
+    steps = count_batches(train_data) * fine_tuning.epochs
     pruning_schedule = schedules.pruning_schedule(schedule, target_sparsity,
                                                   steps)
-    params = {"pruning_schedule": pruning_schedule}
-    if block_size is not None:
-        params["block_size"] = tuple(block_size)
-    if m_by_n is not None:
-        params["sparsity_m_by_n"] = tuple(m_by_n)
 
     from tensorflow_model_optimization.python.core.sparsity.keras import (
         prune_registry,
@@ -135,7 +119,9 @@ def prune(
         if layer.name in keep_dense:
             return layer
         if prune_registry.PruneRegistry.supports(layer) and layer.weights:
-            return sparsity.prune_low_magnitude(layer, **params)
+            return sparsity.prune_low_magnitude(
+                layer, pruning_schedule=pruning_schedule,
+                **structure_arguments(structure, layer))
         return layer
 
     twin = fresh_tf_keras_copy(model)
@@ -144,10 +130,7 @@ def prune(
         wrapped,
         train_data,
         teacher=teacher,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        alpha=alpha,
-        temperature=temperature,
+        fine_tuning=fine_tuning,
         callbacks=[sparsity.UpdatePruningStep()],
         description="prune",
         verbose=verbose,

@@ -2,6 +2,8 @@
 
 from keras_kd.compression._imports import tf_keras
 from keras_kd.compression._imports import tfmot
+from keras_kd.compression.fine_tune import FineTuning
+from keras_kd.compression.fine_tune import check_fine_tuning
 from keras_kd.compression.fine_tune import fine_tune
 from keras_kd.compression.pruning import fresh_tf_keras_copy
 from keras_kd.compression.pruning import weight_sparsity
@@ -9,6 +11,7 @@ from keras_kd.utils.validation import check_one_of
 
 # Below this fraction of zero weights a model is treated as dense.
 _SPARSE_ENOUGH = 0.3
+_SCHEMES = ("auto", "default_8bit", "prune_preserve")
 
 
 def quantize(
@@ -16,23 +19,17 @@ def quantize(
     train_data,
     *,
     teacher=None,
-    method="qat",
-    preserve_sparsity=True,
-    epochs=1,
-    learning_rate=5e-4,
-    alpha=0.1,
-    temperature=3.0,
+    scheme="auto",
+    fine_tuning=None,
     verbose=1,
 ):
     """Quantization-aware training (QAT) for int8, distilling if asked.
 
     Layers TF-MOT's default 8-bit registry supports are annotated and
     wrapped with fake-quantization; the model is then fine-tuned so that it
-    learns to live with int8 rounding. When the model is sparse (at least
-    30% zero kernels, e.g. from `prune`) and `preserve_sparsity=True`, the
-    pruning-preserving scheme keeps the zeros at zero (Default8Bit
-    PrunePreserveQuantizeScheme). Export the result with
-    `export_tflite(..., quantization="int8")`.
+    learns to live with int8 rounding. Export the result with
+    `export_tflite(..., quantization="int8")`. (Post-training quantization
+    needs no training: `export_tflite` does it from representative data.)
 
     Reference: Jacob et al., "Quantization and Training of Neural Networks
     for Efficient Integer-Arithmetic-Only Inference", CVPR 2018.
@@ -41,11 +38,13 @@ def quantize(
         model: a Keras 3 Functional/Sequential model or a tf_keras model.
         train_data: `tf.data.Dataset` of `(x, y)` batches.
         teacher: optional Keras 3 teacher (logits) for distillation-aware QAT.
-        method: `"qat"` (quantization-aware training).
-        preserve_sparsity: keep pruned zeros at zero during QAT.
-        epochs: fine-tuning epochs.
-        learning_rate: Adam learning rate of the fine-tuning.
-        alpha, temperature: distillation weights, as in `Distiller.compile`.
+        scheme: `"auto"` (sparsity-preserving when at least 30% of the
+            kernels are zeros, e.g. after `prune`, else the default 8-bit
+            scheme), `"default_8bit"`, `"prune_preserve"` (TF-MOT's
+            `Default8BitPrunePreserveQuantizeScheme`: pruned zeros stay
+            zero), or any TF-MOT `QuantizeScheme` object.
+        fine_tuning: a `FineTuning`; default `FineTuning(epochs=1,
+            learning_rate=5e-4)`.
         verbose: show a progress bar.
 
     Returns:
@@ -61,9 +60,17 @@ def quantize(
     )
     ```
     """
-    check_one_of("method", method, ("qat",))
     mot = tfmot()
     qk = mot.quantization.keras
+    if isinstance(scheme, str):
+        check_one_of("scheme", scheme, _SCHEMES)
+    elif not isinstance(scheme, qk.QuantizeScheme):
+        raise TypeError(
+            f"Argument `scheme` must be one of {_SCHEMES} or a TF-MOT "
+            f"QuantizeScheme. Received: scheme={scheme!r} of type "
+            f"{type(scheme).__name__}")
+    fine_tuning = check_fine_tuning(
+        fine_tuning, FineTuning(epochs=1, learning_rate=5e-4))
     from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (  # noqa: E501
         default_8bit_quantize_registry,
     )
@@ -79,11 +86,15 @@ def quantize(
     annotated = qk.quantize_annotate_model(
         tf_keras().models.clone_model(twin, clone_function=annotate)
     )
-    sparse = preserve_sparsity and weight_sparsity(twin) >= _SPARSE_ENOUGH
-    if sparse:
-        combine = mot.experimental.combine
-        scheme = combine.Default8BitPrunePreserveQuantizeScheme()
-    else:
+    if scheme == "auto":
+        sparse = weight_sparsity(twin) >= _SPARSE_ENOUGH
+        scheme = "prune_preserve" if sparse else "default_8bit"
+    description = "quantize (QAT)"
+    if scheme == "prune_preserve":
+        scheme = mot.experimental.combine \
+            .Default8BitPrunePreserveQuantizeScheme()
+        description = "quantize (QAT, sparsity-preserving)"
+    elif scheme == "default_8bit":
         scheme = qk.default_8bit.Default8BitQuantizeScheme()
     with qk.quantize_scope():
         quantized = qk.quantize_apply(annotated, scheme)
@@ -91,12 +102,8 @@ def quantize(
         quantized,
         train_data,
         teacher=teacher,
-        epochs=epochs,
-        learning_rate=learning_rate,
-        alpha=alpha,
-        temperature=temperature,
-        description="quantize (QAT" + (", sparsity-preserving)" if sparse
-                                       else ")"),
+        fine_tuning=fine_tuning,
+        description=description,
         verbose=verbose,
     )
     return quantized
