@@ -30,6 +30,7 @@ from keras_kd import losses  # noqa: E402
 from keras_kd import terms  # noqa: E402
 from keras_kd.distiller import Distiller  # noqa: E402
 from keras_kd.precompute import precompute_teacher  # noqa: E402
+from keras_kd.teacher_store import open_teacher_store  # noqa: E402
 
 __version__ = "0.1.0"
 
@@ -37,6 +38,7 @@ __all__ = [
     "Distiller",
     "callbacks",
     "losses",
+    "open_teacher_store",
     "precompute_teacher",
     "terms",
     "__version__",

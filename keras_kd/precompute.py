@@ -23,12 +23,21 @@ from keras_kd.layer_pairs import split_teacher_path
 from keras_kd.layer_paths import find_layer
 from keras_kd.layer_paths import split_index
 from keras_kd.terms.attention_transfer import compact_attention_map
+from keras_kd.teacher_store import StoreWriter
+from keras_kd.teacher_store import open_teacher_store
+from keras_kd.teacher_store import teacher_fingerprint
 from keras_kd.terms.attention_transfer import compact_signature
+from keras_kd.top_k_targets import check_top_k
+from keras_kd.top_k_targets import LOG_PROBS
+from keras_kd.top_k_targets import compact_top_k
+from keras_kd.top_k_targets import expand_top_k
+from keras_kd.top_k_targets import is_top_k
 from keras_kd.utils.validation import check_positive
 
 LABELS = "y"
 TEACHER_LOGITS = "teacher_logits"
 TEACHER_VALUES = "teacher_values"
+TEACHER_TOP_K = "teacher_top_k"
 
 TeacherRequest = collections.namedtuple(
     "TeacherRequest", ["key", "teacher_index", "tap", "prepare"])
@@ -99,7 +108,8 @@ def layer_requests(teachers, attention_layers=None, hint_layers=None,
 
 def precompute_teacher(teacher, dataset, batch_size=256,
                        attention_layers=None, hint_layers=None, p=2.0,
-                       in_memory=True, verbose=1):
+                       in_memory=True, directory=None, top_k=None,
+                       shard_size=16384, verbose=1):
     """Runs `teacher` once over `dataset` and returns it with the outputs.
 
     `Distiller.fit` on the returned dataset (after `.shuffle().batch()`)
@@ -134,11 +144,23 @@ def precompute_teacher(teacher, dataset, batch_size=256,
             costs what a plain student epoch does). Set `False` when the
             inputs do not fit in memory: the stored outputs are then zipped
             with `dataset`, at some per-example cost.
+        directory: a folder to write the outputs to, in shards, instead of
+            memory (`keras_kd.teacher_store`): inputs, labels and outputs
+            are streamed back from disk, memory does not grow with the
+            dataset, and an interrupted run resumes where it stopped when
+            called again with the same arguments. `open_teacher_store`
+            reopens it later without the teacher.
+        top_k: store only the teacher's `top_k` largest log-probabilities
+            per example, with their classes and the remaining mass, instead
+            of all logits (`keras_kd.top_k_targets`, with its error bound).
+        shard_size: examples per shard file with `directory`.
         verbose: show a progress bar.
 
     Returns:
         An unbatched dataset of `(x, {"y": y, "teacher_logits": t,
-        "teacher_values": {key: value}})`, keys as `storage_key` makes them.
+        "teacher_values": {key: value}})`, keys as `storage_key` makes them
+        (`"teacher_top_k"`: `{"log_probs", "indices", "tail_log_prob"}`
+        instead of `"teacher_logits"` with `top_k`).
 
     Example:
 
@@ -153,7 +175,8 @@ def precompute_teacher(teacher, dataset, batch_size=256,
         teacher]
     requests = layer_requests(teachers, attention_layers, hint_layers, p)
     return run_teachers(teachers, dataset, requests, batch_size=batch_size,
-                        in_memory=in_memory, verbose=verbose)
+                        in_memory=in_memory, directory=directory,
+                        top_k=top_k, shard_size=shard_size, verbose=verbose)
 
 
 def _check_dataset(dataset, teachers, batch_size):
@@ -183,47 +206,68 @@ def _check_dataset(dataset, teachers, batch_size):
 
 
 def run_teachers(teachers, dataset, requests, batch_size=256,
-                 in_memory=True, verbose=1):
+                 in_memory=True, directory=None, top_k=None,
+                 shard_size=16384, verbose=1):
     """Stores every request's teacher values for `dataset`, keyed by key.
 
     See `precompute_teacher` for the arguments and the returned dataset.
     """
     _check_dataset(dataset, teachers, batch_size)
+    top_k = check_top_k(top_k)
+    if isinstance(shard_size, bool) or not isinstance(shard_size, int) or (
+            shard_size < 1):
+        raise ValueError("Argument `shard_size` must be a positive integer. "
+                         f"Received: shard_size={shard_size!r}")
+    logits_key = TEACHER_LOGITS if top_k is None else TEACHER_TOP_K
 
     @tf.function
     def forward(x):
         logits, values, _ = forward_teachers(teachers, requests, x)
         logits = [ops.cast(t, "float32") for t in logits]
         logits = logits[0] if len(logits) == 1 else ops.stack(logits, axis=1)
+        finite = ops.all(ops.isfinite(logits))
+        if top_k is not None:
+            logits = compact_top_k(logits, top_k)
         return logits, {key: ops.cast(value, "float32")
-                        for key, value in values.items()}
+                        for key, value in values.items()}, finite
+
+    def batches(data):
+        """`(x, y, outputs)` NumPy batches, outputs keyed as stored."""
+        for x, y in data.batch(batch_size):
+            logits, values, finite = forward(x)
+            if not bool(finite):
+                raise ValueError("The teacher produced non-finite logits.")
+            outputs = {logits_key: keras.tree.map_structure(np.asarray,
+                                                            logits)}
+            if values:
+                outputs[TEACHER_VALUES] = {k: np.asarray(v)
+                                           for k, v in values.items()}
+            yield (keras.tree.map_structure(np.asarray, x), np.asarray(y),
+                   outputs)
 
     cardinality = int(dataset.cardinality())
     steps = None if cardinality < 0 else -(-cardinality // batch_size)
     progbar = keras.utils.Progbar(steps, verbose=verbose, unit_name="batch")
-    logits, values, inputs = [], collections.defaultdict(list), []
-    for step, (x, y) in enumerate(dataset.batch(batch_size)):
-        batch_logits, batch_values = forward(x)
-        logits.append(np.asarray(batch_logits))
-        for key, value in batch_values.items():
-            values[key].append(np.asarray(value))
-        if in_memory:
-            inputs.append((keras.tree.map_structure(np.asarray, x),
-                           np.asarray(y)))
+    if directory is not None:
+        return _run_to_store(teachers, dataset, requests, batches, progbar,
+                             directory, top_k, shard_size, batch_size)
+    parts = []
+    for step, (x, y, outputs) in enumerate(batches(dataset)):
+        parts.append((x if in_memory else None, y if in_memory else None,
+                      outputs))
         progbar.update(step + 1)
-    if not logits:
+    if not parts:
         raise ValueError("Argument `dataset` is empty.")
-    logits = np.concatenate(logits)
-    if not np.all(np.isfinite(logits)):
-        raise ValueError("The teacher produced non-finite logits.")
-    extras = {TEACHER_LOGITS: logits}
-    if values:
-        extras[TEACHER_VALUES] = {key: np.concatenate(parts)
-                                  for key, parts in values.items()}
+
+    def concatenate(*leaves):
+        return np.concatenate(leaves)
+
+    extras = keras.tree.map_structure(concatenate,
+                                      *[outputs for _, _, outputs in parts])
     if in_memory:
-        x_all = keras.tree.map_structure(
-            lambda *parts: np.concatenate(parts), *[x for x, _ in inputs])
-        y_all = np.concatenate([y for _, y in inputs])
+        x_all = keras.tree.map_structure(concatenate,
+                                         *[x for x, _, _ in parts])
+        y_all = np.concatenate([y for _, y, _ in parts])
         return tf.data.Dataset.from_tensor_slices(
             (x_all, {LABELS: y_all, **extras}))
     outputs = tf.data.Dataset.from_tensor_slices(extras)
@@ -233,22 +277,52 @@ def run_teachers(teachers, dataset, requests, batch_size=256,
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
+def _run_to_store(teachers, dataset, requests, batches, progbar, directory,
+                  top_k, shard_size, batch_size):
+    """Writes the teacher outputs into a store directory, resuming it."""
+    signature = {"teachers": teacher_fingerprint(teachers),
+                 "keys": sorted(r.key for r in requests), "top_k": top_k,
+                 "examples": int(dataset.cardinality())}
+    # Whole teacher batches per shard, so a resumed run batches the same.
+    shard_size = max(1, -(-shard_size // batch_size)) * batch_size
+    writer = StoreWriter(directory, signature, shard_size)
+    if not writer.complete:
+        done = writer.examples_done
+        start = done // batch_size
+        try:
+            for step, (x, y, outputs) in enumerate(
+                    batches(dataset.skip(done)), start=start):
+                writer.write((x, {LABELS: y, **outputs}), len(y))
+                progbar.update(step + 1)
+            writer.finish()
+        except BaseException:
+            writer.abandon()  # finished shards stay; a rerun resumes
+            raise
+    return open_teacher_store(directory)
+
+
 def stored_values(y, requests, num_teachers):
     """Teacher logits and values from precomputed labels `y`.
+
+    Top-k targets come back as one dict per teacher; `dense_teacher_logits`
+    expands them once the number of classes is known.
 
     Raises:
         ValueError: naming the keys the Distiller needs and those stored,
             or the teacher counts, when they do not match.
     """
-    logits = y[TEACHER_LOGITS]
-    if num_teachers == 1 and len(logits.shape) == 2:
-        logits = [logits]
-    elif len(logits.shape) == 3 and logits.shape[1] == num_teachers:
-        logits = [logits[:, i] for i in range(num_teachers)]
+    top_k = y.get(TEACHER_TOP_K)
+    stacked = y[TEACHER_LOGITS] if top_k is None else top_k[LOG_PROBS]
+    if num_teachers == 1 and len(stacked.shape) == 2:
+        logits = [y[TEACHER_LOGITS] if top_k is None else dict(top_k)]
+    elif len(stacked.shape) == 3 and stacked.shape[1] == num_teachers:
+        logits = [y[TEACHER_LOGITS][:, i] if top_k is None else
+                  {name: value[:, i] for name, value in top_k.items()}
+                  for i in range(num_teachers)]
     else:
         raise ValueError(
             f"The precomputed teacher logits have shape "
-            f"{tuple(logits.shape)}, but the Distiller has {num_teachers} "
+            f"{tuple(stacked.shape)}, but the Distiller has {num_teachers} "
             "teacher(s). Precompute with the same list of teachers.")
     stored = dict(y.get(TEACHER_VALUES, {}))
     needed = [r.key for r in requests]
@@ -260,3 +334,10 @@ def stored_values(y, requests, num_teachers):
             f"{sorted(stored)}; missing: {missing}. Precompute with "
             "`distiller.precompute(dataset)`, which stores exactly these.")
     return logits, {key: stored[key] for key in needed}
+
+
+def dense_teacher_logits(teacher_logits, classes):
+    """Stored top-k targets expanded to `classes` pseudo-logits; live or
+    full logits unchanged."""
+    return [expand_top_k(t, classes) if is_top_k(t) else t
+            for t in teacher_logits]
