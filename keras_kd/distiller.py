@@ -444,6 +444,11 @@ class Distiller(keras.Model):
                 lambda t: keras.KerasTensor(t.shape, t.dtype), inputs))
         return self.student(inputs, training=training)
 
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras's own fails under MultiWorkerMirroredStrategy (#20585).
+        return compat.symbolic_build_multi_worker(
+            self, super()._maybe_symbolic_build, iterator, data_batch)
+
     def fit(self, x=None, y=None, *args, **kwargs):
         self._check_labels(y, "y")
         validation = kwargs.get("validation_data")
@@ -471,7 +476,8 @@ class Distiller(keras.Model):
                 f"[0, {classes}) for a student with {classes} classes. "
                 f"Received labels from {labels.min()} to {labels.max()}.")
 
-    def precompute(self, dataset, batch_size=256, in_memory=True, verbose=1):
+    def precompute(self, dataset, batch_size=256, in_memory=True,
+                   directory=None, top_k=None, shard_size=16384, verbose=1):
         """Runs the teachers once over `dataset` and stores what the terms
         need, keyed by layer path and term (see
         `keras_kd.precompute_teacher`, whose arguments these are).
@@ -485,11 +491,13 @@ class Distiller(keras.Model):
         """
         return teacher_values.run_teachers(
             self.teachers, dataset, self._requests, batch_size=batch_size,
-            in_memory=in_memory, verbose=verbose)
+            in_memory=in_memory, directory=directory, top_k=top_k,
+            shard_size=shard_size, verbose=verbose)
 
     def _teacher_pass(self, x, y):
         """Labels, teacher logits and prepared values, stored or live."""
-        if isinstance(y, dict) and teacher_values.TEACHER_LOGITS in y:
+        if isinstance(y, dict) and (teacher_values.TEACHER_LOGITS in y or
+                                    teacher_values.TEACHER_TOP_K in y):
             logits, values = teacher_values.stored_values(
                 y, self._requests, len(self.teachers))
             return y[teacher_values.LABELS], logits, values, {}
@@ -553,6 +561,8 @@ class Distiller(keras.Model):
         y, teacher_logits, teacher, teacher_masks = self._teacher_pass(x, y)
         with tf.GradientTape() as tape:
             logits, student, student_masks = self._student_pass(x, True)
+            teacher_logits = teacher_values.dense_teacher_logits(
+                teacher_logits, logits.shape[-1])
             losses = self.compute_losses(
                 y, teacher_logits, teacher, teacher_masks, logits, student,
                 student_masks, sample_weight)
@@ -562,17 +572,21 @@ class Distiller(keras.Model):
             v for term in self.terms for v in term.trainable_variables]
         gradients = tape.gradient(scaled_loss, variables)
         self.optimizer.apply_gradients(zip(gradients, variables))
-        return self._update_metrics(x, y, logits, losses, sample_weight)
+        return _reducible_logs(
+            self._update_metrics(x, y, logits, losses, sample_weight))
 
     def test_step(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)
         self._check_compiled()
         y, teacher_logits, teacher, teacher_masks = self._teacher_pass(x, y)
         logits, student, student_masks = self._student_pass(x, False)
+        teacher_logits = teacher_values.dense_teacher_logits(
+            teacher_logits, logits.shape[-1])
         losses = self.compute_losses(
             y, teacher_logits, teacher, teacher_masks, logits, student,
             student_masks, sample_weight)
-        return self._update_metrics(x, y, logits, losses, sample_weight)
+        return _reducible_logs(
+            self._update_metrics(x, y, logits, losses, sample_weight))
 
     def _update_metrics(self, x, y, student_logits, losses, sample_weight):
         batch_size = ops.shape(student_logits)[0]
@@ -755,6 +769,22 @@ def _check_logits(model, argument):
             f"activation=None) from {argument} '{model.name}'; the Distiller "
             "applies the temperature softmax itself."
         )
+
+
+def _reducible_logs(logs):
+    """Step logs Keras can reduce across workers.
+
+    Under `MultiWorkerMirroredStrategy` Keras 3 reduces each returned value
+    with `strategy.reduce("MEAN", value, axis=0)`, which fails for scalars
+    ("Invalid reduction dimension 0", keras-team/keras#20585): they get
+    that axis. Epoch logs and `History` come from the metrics themselves,
+    as plain floats.
+    """
+    if isinstance(tf.distribute.get_strategy(),
+                  tf.distribute.MultiWorkerMirroredStrategy):
+        return {name: ops.reshape(value, (1,)) if len(value.shape) == 0
+                else value for name, value in logs.items()}
+    return logs
 
 
 def _num_classes(model):

@@ -28,6 +28,8 @@ def test_private_attribute_exists(owner, attribute):
         target = keras.layers.MultiHeadAttention(2, 4)
     elif attribute == "_functional":
         target = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
+    elif attribute == "_initial_epoch":
+        target = keras.Sequential([keras.Input((2,)), keras.layers.Dense(1)])
     elif attribute == "_experimental_disable_per_channel":
         target = target.from_concrete_functions([], None)
     assert hasattr(target, attribute), (

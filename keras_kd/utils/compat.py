@@ -35,6 +35,12 @@ PRIVATE_ATTRIBUTES = {
         "the layer behind a model output or input (softmax check, names)",
     ("tf_keras.src.backend", "get_default_graph_uid_map"):
         "keeping tf_keras' automatic layer names clear of a twin's names",
+    ("keras.Model", "_maybe_symbolic_build"):
+        "replaced for MultiWorkerMirroredStrategy (keras-team/keras#20585)",
+    ("keras.Model", "_symbolic_build"):
+        "building a model from one local input batch under that strategy",
+    ("keras.Model", "_initial_epoch"):
+        "the epoch a restored backup resumes from",
     ("tensorflow.lite.TFLiteConverter", "_experimental_disable_per_channel"):
         "one int8 scale per tensor (export_tflite(per_channel=False))",
 }
@@ -135,3 +141,39 @@ def tf_keras_uid_map():
 def set_per_channel(converter, per_channel):
     """One int8 scale per output channel (default) or per tensor."""
     converter._experimental_disable_per_channel = not per_channel
+
+
+def symbolic_build_multi_worker(model, original, iterator=None,
+                                data_batch=None):
+    """Keras's symbolic build before `fit`, made to work across workers.
+
+    Keras 3 (`TensorFlowTrainer._maybe_symbolic_build`) takes the first
+    input batch and `strategy.reduce("MEAN", ...)`s it across replicas just
+    to have a batch of the right shapes. Under
+    `MultiWorkerMirroredStrategy` that eager cross-worker reduce of a
+    `PerReplica` fails ("Attempt to convert a value (PerReplica:...) with
+    an unsupported type", keras-team/keras#20585). The first local
+    replica's batch has the same shapes and needs no communication. Other
+    strategies run Keras's own code (`original`).
+    """
+    import tensorflow as tf
+
+    strategy = model.distribute_strategy
+    if iterator is None or not isinstance(
+            strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return original(iterator=iterator, data_batch=data_batch)
+    for _, _, it in iterator:
+        batch = next(it)
+        data_batch = keras.tree.map_structure(
+            lambda v: (strategy.experimental_local_results(v)[0]
+                       if isinstance(v, tf.distribute.DistributedValues)
+                       else v), batch)
+        break
+    with strategy.scope():
+        model._symbolic_build(data_batch=data_batch)
+
+
+def set_initial_epoch(model, epoch):
+    """The epoch `fit` starts from, set from `on_train_begin` (as Keras's
+    own `BackupAndRestore` does)."""
+    model._initial_epoch = epoch
