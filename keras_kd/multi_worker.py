@@ -32,6 +32,12 @@ tf.distribute.cluster_resolver.SlurmClusterResolver())` and `srun` one task
 per node. Create the strategy before anything else touches TensorFlow, and
 the teacher, student and `Distiller` inside `strategy.scope()`.
 
+Plain `BatchNormalization` normalises over each replica's examples, and
+which examples share a replica differs between workers (tf.data
+auto-sharding) and one process's devices: results then differ slightly.
+`BatchNormalization(synchronized=True)` uses the global batch and gives
+the same weights either way (`tests/test_multi_worker.py`).
+
 If a worker dies, the others stop with an error from the collective ops
 (TensorFlow's coordination service notices the missing heartbeat); restart
 every worker with the same command and `MultiWorkerBackupAndRestore`
