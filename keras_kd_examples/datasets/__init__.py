@@ -5,5 +5,7 @@ from keras_kd_examples.datasets.loading import DATASETS
 from keras_kd_examples.datasets.loading import as_numpy
 from keras_kd_examples.datasets.loading import load
 from keras_kd_examples.datasets.loading import load_arrays
+from keras_kd_examples.datasets.reviews import load_reviews
 
-__all__ = ["DATASETS", "as_numpy", "load", "load_arrays", "read_idx"]
+__all__ = ["DATASETS", "as_numpy", "load", "load_arrays", "load_reviews",
+           "read_idx"]
