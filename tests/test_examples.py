@@ -218,8 +218,45 @@ def test_transformer_attention_example_smoke(tmp_path, fashion_fixture):
     assert "| ViT student distilled (KD + attention maps) |" in result.stdout
 
 
+@pytest.mark.slow
+def test_text_example_smoke_on_a_tiny_corpus(tmp_path):
+    from test_reviews import write_corpus
+
+    rng = np.random.default_rng(0)
+    good, bad = ["great", "moving", "superb"], ["dull", "awful", "flat"]
+    rows = []
+    for i in range(400):
+        fresh = i % 2 == 0
+        words = rng.choice(good if fresh else bad, 3).tolist() + [
+            f"film{i % 40}", "plot", "actors"]
+        rng.shuffle(words)
+        category = "fresh" if fresh else "rotten"
+        rows.append(f'{category},film{i % 40},"{" ".join(words)}"\n')
+    corpus = write_corpus(tmp_path / "rt.csv.bz2", rows)
+    out = tmp_path / "out"
+    result = run_example("text_distill.py", "--smoke", "--data-path",
+                         corpus, "--out-dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    keys = {"teacher_accuracy", "alone_accuracy", "distilled_accuracy",
+            "int8_accuracy", "int8_bytes", "student_params",
+            "teacher_params"}
+    for kind in ("lstm", "transformer"):
+        assert keys <= set(results[kind])
+        assert 0.0 <= results[kind]["int8_accuracy"] <= 1.0
+        assert results[kind]["student_params"] < results[kind][
+            "teacher_params"]
+        tflite = out / f"{kind}_student_int8.tflite"
+        assert tflite.stat().st_size == results[kind]["int8_bytes"]
+    vocabulary = (out / "vocabulary.txt").read_text().split("\n")
+    assert vocabulary[:2] == ["", "[UNK]"] and "great" in vocabulary
+    for name in ("report.md", "accuracy_vs_size.png", "attention.png"):
+        assert (out / name).stat().st_size > 0
+
+
 @pytest.mark.parametrize("script", ["quickstart.py", "train_teacher.py",
                                     "fashion_mnist_distill.py",
+                                    "text_distill.py",
                                     "cifar10_resnet_distill.py",
                                     "transformer_attention_distillation.py"])
 def test_help(script):
