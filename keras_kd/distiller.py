@@ -562,7 +562,7 @@ class Distiller(keras.Model):
         with tf.GradientTape() as tape:
             logits, student, student_masks = self._student_pass(x, True)
             teacher_logits = teacher_values.dense_teacher_logits(
-                teacher_logits, logits.shape[-1])
+                teacher_logits, logits.shape[-1], self.temperature)
             losses = self.compute_losses(
                 y, teacher_logits, teacher, teacher_masks, logits, student,
                 student_masks, sample_weight)
@@ -581,7 +581,7 @@ class Distiller(keras.Model):
         y, teacher_logits, teacher, teacher_masks = self._teacher_pass(x, y)
         logits, student, student_masks = self._student_pass(x, False)
         teacher_logits = teacher_values.dense_teacher_logits(
-            teacher_logits, logits.shape[-1])
+            teacher_logits, logits.shape[-1], self.temperature)
         losses = self.compute_losses(
             y, teacher_logits, teacher, teacher_masks, logits, student,
             student_masks, sample_weight)

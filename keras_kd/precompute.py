@@ -336,8 +336,8 @@ def stored_values(y, requests, num_teachers):
     return logits, {key: stored[key] for key in needed}
 
 
-def dense_teacher_logits(teacher_logits, classes):
-    """Stored top-k targets expanded to `classes` pseudo-logits; live or
-    full logits unchanged."""
-    return [expand_top_k(t, classes) if is_top_k(t) else t
+def dense_teacher_logits(teacher_logits, classes, temperature):
+    """Stored top-k targets expanded to `classes` pseudo-logits for
+    `temperature`; live or full logits unchanged."""
+    return [expand_top_k(t, classes, temperature) if is_top_k(t) else t
             for t in teacher_logits]

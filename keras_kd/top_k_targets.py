@@ -4,31 +4,31 @@ Storing a 1000-class teacher's logits for 1.28M images takes 5 GB of
 float32. Large-scale offline distillation (FKD: Shen & Xing, "A Fast
 Knowledge Distillation Framework for Visual Recognition", 2021) stores only
 the top k. Here each example keeps the k largest log-probabilities
-`log p_i` (at T = 1), their class indices, and one number for the remaining
-mass `r = 1 − Σ_topk p_i`: every other class gets the same log-probability
-`log(r / (C − k))`. `expand_top_k` turns that back into `C` pseudo-logits
-whose softmax is exact on the top k and on the tail's total mass, so the
-Distiller's soft-target term reads them as it reads logits, at any
-temperature.
+`log p_i` (at T = 1), their class indices, and, for the `C − k` other
+classes, one value per temperature of `TAIL_TEMPERATURES` (1, 2, 4, 8): the
+power mean `t̄_T = T · log mean_tail exp(log p_j / T)`. `expand_top_k(...,
+temperature=T)` gives `C` pseudo-logits whose `softmax(· / T)` is exact on
+the top k and on the tail's total mass at that `T` (between grid points,
+`t̄_T` is interpolated in `log T`), so the Distiller's soft-target term
+reads them as it reads logits, temperature schedules included.
 
-**Error bound (T = 1).** With the teacher distribution `q`, its top-k
-reconstruction `q̃`, the tail's normalised shape `u` and the student's
-log-probabilities `log s`, the soft-target loss changes by
+**Error bound.** With the teacher's soft targets `q` at `T`, their
+reconstruction `q̃`, the tail's mass `r_T`, its normalised shape `u` and the
+student's log-probabilities `log s` at `T`, the soft-target loss
+(`T²·KL`) changes by `T²·[r_T·(H(u) − log(C − k)) − r_T·Σ_tail (ū_j − u_j)
+log s_j]` (`ū` uniform), so
 
-    KL(q̃‖s) − KL(q‖s) = r·(H(u) − log(C − k)) − r·Σ_tail (ū_j − u_j) log s_j
+    |ΔL| ≤ T² · r_T · (log(C − k) + max_tail log s − min_tail log s)
 
-(`ū` uniform), so `|ΔL| ≤ r·(log(C − k) + max_tail log s − min_tail log s)`:
-it vanishes with the tail mass `r`. At `T > 1` the uniform tail
-over-weights the tail (its mass there is at most `(C − k)^(1 − 1/T)` times
-the true one), so the loss error grows with `T`;
-`benchmarks/precompute_scale.py` measures it on teacher outputs
+which vanishes with the tail's mass. Only the tail's shape is lost.
+`benchmarks/precompute_scale.py` measures the error on a trained teacher
 (`benchmarks/RESULTS.md`).
 
 Example:
 
 ```python
-compact = compact_top_k(teacher_logits, k=10)   # (batch, 10) x 2, (batch,)
-logits = expand_top_k(compact, classes=1000)    # (batch, 1000)
+compact = compact_top_k(teacher_logits, k=10)  # (batch, 10) x 2, (batch, 4)
+logits = expand_top_k(compact, classes=1000, temperature=4.0)
 ```
 """
 
@@ -40,6 +40,8 @@ LOG_PROBS = "log_probs"
 INDICES = "indices"
 TAIL = "tail_log_prob"
 
+# Temperatures at which the tail's power mean is stored.
+TAIL_TEMPERATURES = (1.0, 2.0, 4.0, 8.0)
 # log p of a tail class is clamped here when the tail mass underflows.
 _LOG_FLOOR = -80.0
 
@@ -63,31 +65,50 @@ def compact_top_k(logits, k):
     """`{log_probs, indices, tail_log_prob}` of `logits` (`(..., C)`).
 
     `log_probs` and `indices` have shape `(..., k)`; `tail_log_prob` has
-    shape `(...)`: the log-probability given to each of the `C − k` other
-    classes.
+    shape `(..., len(TAIL_TEMPERATURES))`: the power mean `t̄_T` of the
+    `C − k` other classes' log-probabilities at each temperature.
     """
     logits = ops.cast(logits, "float32")
     classes = logits.shape[-1]
     check_top_k(k, classes)
     log_probs = ops.log_softmax(logits, axis=-1)
     values, indices = ops.top_k(log_probs, k, sorted=True)
-    # log r = log(1 − Σ_topk p) = log(−expm1(logsumexp(top k))).
-    top_mass = ops.logsumexp(values, axis=-1)
-    log_tail = ops.log(ops.maximum(-ops.expm1(top_mass), 1e-37))
-    tail = ops.maximum(log_tail - math.log(classes - k), _LOG_FLOOR)
+    # The k-th largest value bounds the tail: mask the top k out of it.
+    in_top = ops.sum(ops.one_hot(indices, classes, dtype="float32"),
+                     axis=-2) > 0
+    tails = []
+    for temperature in TAIL_TEMPERATURES:
+        scaled = ops.where(in_top, -1e30, log_probs / temperature)
+        tail = temperature * (ops.logsumexp(scaled, axis=-1)
+                              - math.log(classes - k))
+        tails.append(ops.maximum(tail, _LOG_FLOOR))
     index_dtype = "int16" if classes <= 32767 else "int32"
     return {LOG_PROBS: values, INDICES: ops.cast(indices, index_dtype),
-            TAIL: tail}
+            TAIL: ops.stack(tails, axis=-1)}
 
 
-def expand_top_k(compact, classes):
+def tail_at(tails, temperature):
+    """`t̄_T` from the stored grid, linear in `log T`, clamped at its ends."""
+    grid = [math.log(t) for t in TAIL_TEMPERATURES]
+    position = ops.clip(ops.log(ops.cast(temperature, "float32")), grid[0],
+                        grid[-1])
+    value = tails[..., 0]
+    for i in range(1, len(grid)):
+        weight = ops.clip((position - grid[i - 1]) / (grid[i] - grid[i - 1]),
+                          0.0, 1.0)
+        value = value + weight * (tails[..., i] - tails[..., i - 1])
+    return value
+
+
+def expand_top_k(compact, classes, temperature=1.0):
     """Pseudo-logits `(..., classes)` from `compact_top_k`'s output.
 
-    Their softmax equals the teacher's probabilities on the stored classes
-    and spreads the remaining mass evenly over the others.
+    Their `softmax(· / temperature)` equals the teacher's soft targets on
+    the stored classes and spreads the tail's exact mass evenly over the
+    others.
     """
     values = ops.cast(compact[LOG_PROBS], "float32")
-    tail = ops.cast(compact[TAIL], "float32")[..., None]
+    tail = tail_at(ops.cast(compact[TAIL], "float32"), temperature)[..., None]
     one_hot = ops.one_hot(ops.cast(compact[INDICES], "int32"), classes,
                           dtype="float32")  # (..., k, classes)
     return tail + ops.sum(one_hot * (values - tail)[..., None], axis=-2)
