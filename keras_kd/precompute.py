@@ -152,7 +152,8 @@ def precompute_teacher(teacher, dataset, batch_size=256,
             reopens it later without the teacher.
         top_k: store only the teacher's `top_k` largest log-probabilities
             per example, with their classes and the remaining mass, instead
-            of all logits (`keras_kd.top_k_targets`, with its error bound).
+            of all logits (`keras_kd.top_k_targets`, with its error bound:
+            close at T = 1, far at T >= 2 unless k is large).
         shard_size: examples per shard file with `directory`.
         verbose: show a progress bar.
 
