@@ -193,6 +193,7 @@ def test_pruned_qat_int8_keeps_zeros_in_the_file(trained, tmp_path):
     assert results["accuracy"] > keras_accuracy - 0.1
 
 
+@pytest.mark.slow
 def test_compress_writes_files_and_report(trained, tmp_path):
     model, train, test, _ = trained
     with pytest.raises(TypeError, match="per_channel=1"):

@@ -96,6 +96,7 @@ def test_identical_teacher_and_student_give_zero_losses(pair):
     assert abs(logs["distillation_loss"]) < 1e-6
 
 
+@pytest.mark.slow
 def test_fit_precompute_and_the_student_unchanged(pair):
     teacher, student = pair
     x, y = bert_inputs(batch=16)

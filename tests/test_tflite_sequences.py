@@ -70,9 +70,12 @@ LOOPED = ["gru", "simple_rnn", "masked_lstm"]
 SLOW = pytest.mark.slow
 
 
+# The quick loop (`-m "not slow"`) keeps a SimpleRNN
+# case and the transformer; the rest take 7-24 s each.
 @pytest.mark.parametrize("kind", [
-    "lstm", pytest.param("bilstm", marks=SLOW), "transformer", "gru",
-    "simple_rnn", pytest.param("masked_lstm", marks=SLOW)])
+    pytest.param("lstm", marks=SLOW), pytest.param("bilstm", marks=SLOW),
+    "transformer", pytest.param("gru", marks=SLOW), "simple_rnn",
+    pytest.param("masked_lstm", marks=SLOW)])
 def test_sequence_students_export_builtins_only(tmp_path, kind):
     model = student(kind)
     x, y = token_task(200, 1)
@@ -115,6 +118,7 @@ def test_sequence_students_export_builtins_only(tmp_path, kind):
         assert not path.exists()
 
 
+@pytest.mark.slow
 def test_keras_hub_student_with_dict_inputs(tmp_path):
     model = bert_classifier(2, 2, 32, "student", vocabulary=200)
     x, _ = bert_inputs(batch=48, length=16, vocabulary=200)
