@@ -18,7 +18,8 @@ install: $(VENV)/.installed
 
 test: $(VENV)/.installed
 	$(PY) -m flake8 keras_kd keras_kd_examples tests examples benchmarks
-	$(PY) -m pytest -q tests
+	# Two processes, one per core, each test file in one of them.
+	$(PY) -m pytest -q -n 2 --dist loadfile tests
 
 # Real Fashion-MNIST comes offline from Debian's dataset-fashion-mnist.
 $(FASHION_MNIST):
