@@ -37,6 +37,7 @@ from keras_kd_examples.fashion_mnist_job import accuracy  # noqa: E402
 from keras_kd_examples.fashion_mnist_job import cosine_adam  # noqa: E402
 from keras_kd_examples.fashion_mnist_job import load_teacher  # noqa: E402
 from keras_kd_examples.fashion_mnist_job import make_student  # noqa: E402
+from keras_kd_examples.timing import summary  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -69,11 +70,6 @@ def train_pair(seed, teacher, x_train, y_train, offline, test, args):
     distiller.fit(offline.shuffle(20000, seed=seed).batch(batch_size)
                   .prefetch(8), epochs=args.epochs, verbose=0)
     return accuracy(alone, test), accuracy(student, test)
-
-
-def summary(values):
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f}%"
 
 
 def main():

@@ -26,11 +26,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 import keras  # noqa: E402
 
 from keras_kd_examples import text_job  # noqa: E402
-
-
-def mean_std(values):
-    std = statistics.stdev(values) if len(values) > 1 else 0.0
-    return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f}%"
+from keras_kd_examples.timing import summary  # noqa: E402
 
 
 def main():
@@ -68,8 +64,8 @@ def main():
         gains = [d - a for a, d in zip(alone, distilled)]
         positive = all(g > 0 for g in gains)
         all_positive &= positive and statistics.mean(gains) > 0
-        print(f"{kind}: alone {mean_std(alone)}, distilled "
-              f"{mean_std(distilled)}, gain "
+        print(f"{kind}: alone {summary(alone)}, distilled "
+              f"{summary(distilled)}, gain "
               f"{100 * statistics.mean(gains):+.2f} pt "
               f"({'every seed positive' if positive else 'NOT every seed'})",
               flush=True)

@@ -1,5 +1,6 @@
-"""Epoch timers and the CNN pair of the step-time benchmarks
-(`benchmarks/step_time.py`, `benchmarks/precompute.py`).
+"""Epoch timers, the CNN pair and the seed summaries of the benchmarks
+(`benchmarks/step_time.py`, `benchmarks/precompute.py`, the `*_seeds.py`
+scripts).
 
 Example:
 
@@ -73,3 +74,9 @@ def timed_inference(model, x, epochs, batch_size):
         model.predict(x, batch_size=batch_size, verbose=0)
         times.append(time.perf_counter() - start)
     return statistics.median(times[1:])
+
+
+def summary(values):
+    """`"92.74 ± 0.13%"`: mean and sample std of accuracies over seeds."""
+    std = statistics.stdev(values) if len(values) > 1 else 0.0
+    return f"{100 * statistics.mean(values):.2f} ± {100 * std:.2f}%"

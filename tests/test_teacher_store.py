@@ -202,3 +202,26 @@ def test_foreign_and_damaged_stores_are_clear_errors(data, tmp_path):
                                     directory=elsewhere, verbose=0)
     with pytest.raises(ValueError, match="not a keras_kd teacher store"):
         keras_kd.open_teacher_store(elsewhere)
+
+
+def test_a_keras_applications_teacher_through_the_store(tmp_path):
+    # A model we did not write: MobileNetV2, random initialisation.
+    teacher = keras.applications.MobileNetV2(
+        input_shape=(32, 32, 3), alpha=0.35, weights=None, classes=10,
+        classifier_activation=None)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(24, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 10, 24)
+    student = make_cnn(4, "student", input_shape=(32, 32, 3))
+    distiller = keras_kd.Distiller(
+        teacher, student, attention_pairs=[("block_6_expand_relu", "relu1")])
+    distiller.compile(optimizer=keras.optimizers.SGD(0.0), temperature=1.0)
+    live = distiller.evaluate(x, y, batch_size=8, verbose=0,
+                              return_dict=True)
+    stored = distiller.precompute(unbatched(x, y), batch_size=8,
+                                  directory=tmp_path, top_k=9, verbose=0)
+    offline = distiller.evaluate(stored.batch(8), verbose=0,
+                                 return_dict=True)
+    # k = C - 1 keeps the soft targets exact; the maps are stored as is.
+    for key in ("loss", "distillation_loss", "attention_loss"):
+        assert offline[key] == pytest.approx(live[key], rel=1e-4), key
