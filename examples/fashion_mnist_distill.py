@@ -69,7 +69,12 @@ QUICK = {"train_batches": 30, "test_batches": 8, "epochs": 1}
 
 
 def check_out_dir(out_dir):
-    os.makedirs(out_dir, exist_ok=True)
+    try:
+        os.makedirs(out_dir, exist_ok=True)
+    except OSError as error:
+        raise PermissionError(
+            f"The output folder is not writable: {out_dir} "
+            f"({error.strerror}). Pass --out-dir.") from error
     if not os.access(out_dir, os.W_OK):
         raise PermissionError(
             f"The output folder is not writable: {out_dir}. Pass --out-dir.")
