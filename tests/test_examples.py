@@ -14,12 +14,16 @@ from test_datasets import write_idx
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_example(script, *args, timeout=600):
+def run_python(*args, timeout=600):
     env = dict(os.environ, KERAS_BACKEND="tensorflow",
                TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    return subprocess.run(
-        [sys.executable, os.path.join(ROOT, "examples", script), *args],
-        env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+    return subprocess.run([sys.executable, *args], env=env, cwd=ROOT,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+def run_example(script, *args, timeout=600):
+    return run_python(os.path.join(ROOT, "examples", script), *args,
+                      timeout=timeout)
 
 
 @pytest.fixture(scope="module")
@@ -282,12 +286,8 @@ for path in sys.argv[1:]:
 
 @pytest.fixture(scope="module")
 def help_texts():
-    env = dict(os.environ, KERAS_BACKEND="tensorflow",
-               TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     paths = [os.path.join(ROOT, "examples", s) for s in SCRIPTS]
-    result = subprocess.run([sys.executable, "-c", HELP_RUNNER, *paths],
-                            env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=300)
+    result = run_python("-c", HELP_RUNNER, *paths, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     parts = result.stdout.split("=== ")[1:]
     return {os.path.basename(part.split(" exit=")[0]): part
