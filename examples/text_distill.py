@@ -18,9 +18,11 @@ Description: BiLSTM and transformer teachers, trained here from scratch on
 3. Trains two students alone and, from the same initial weights,
    distilled from the two teachers' ensemble with `keras_kd.Distiller`:
    - an LSTM (about 1/9 of the BiLSTM's parameters): soft targets + hard
-     labels + attention transfer between the BiLSTM's and the LSTM's hidden
-     states, on an augmented transfer set (token masking, n-gram sampling;
-     Tang et al. 2019) labelled live by the teachers;
+     labels on an augmented transfer set (token masking, n-gram sampling;
+     Tang et al. 2019) labelled live by the teachers. On validation,
+     attention transfer from the BiLSTM's 256-wide hidden states cost it
+     2.7 pt and hints added nothing (`benchmarks/RESULTS.md`, section 8b),
+     so the recipe (`text_job.RECIPES`) leaves both out;
    - a one-block, two-head transformer: soft targets + hard labels +
      MiniLM-style KL between the teacher's last and the student's
      self-attention probabilities (the teacher's 4 heads averaged in pairs).

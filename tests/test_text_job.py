@@ -36,3 +36,22 @@ def test_augment_masks_tokens_and_cuts_rows_to_contiguous_ngrams():
     assert np.all(out[whole][~valid] == 0)
     # Seeded: the same seeds give the same views.
     np.testing.assert_array_equal(out, text_job.augment(tokens, seeds))
+
+
+def test_each_recipe_names_layers_its_models_have():
+    """Each student's recipe builds a Distiller on the real teachers and
+    student: its pairs name existing layers. The LSTM learns from soft
+    targets alone (attention transfer cost it its gain); the transformer
+    adds attention maps."""
+    import keras_kd
+
+    terms = {}
+    for kind, recipe in text_job.RECIPES.items():
+        ensemble = [text_job.TEACHERS[name]()
+                    for name in text_job.ENSEMBLES[kind]]
+        distiller = keras_kd.Distiller(ensemble, text_job.STUDENTS[kind](),
+                                       **recipe["distiller"])
+        distiller.compile(optimizer="adam", **recipe["compile"])
+        terms[kind] = sorted(term.name for term in distiller.terms)
+    assert terms == {"lstm": ["distillation"],
+                     "transformer": ["attention", "distillation"]}
