@@ -224,6 +224,8 @@ def test_transformer_attention_example_smoke(tmp_path, fashion_fixture):
     assert results["student_params"] < results["teacher_params"] / 5
     assert "attention_loss" in result.stdout
     assert "| ViT student distilled (KD + attention maps) |" in result.stdout
+    assert "| ViT student distilled (KD, logits only) |" in result.stdout
+    assert 0 <= results["student_logits_accuracy"] <= 1
 
 
 @pytest.mark.slow
