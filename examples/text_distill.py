@@ -34,7 +34,7 @@ Description: BiLSTM and transformer teachers, trained here from scratch on
    over one test review's tokens, before and after distillation).
 
 Run `python examples/text_distill.py --help`. The default quick mode takes
-about 10 minutes on 2 CPU cores; `--full` trains longer; `--smoke` runs the
+about 11 minutes on 2 CPU cores; `--full` trains longer; `--smoke` runs the
 whole path on a few hundred reviews in seconds (for tests).
 
 References: Hinton et al., "Distilling the Knowledge in a Neural Network",
