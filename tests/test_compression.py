@@ -95,6 +95,7 @@ def test_m_by_n_structured_sparsity(trained):
     assert groups.max() <= 2
 
 
+@pytest.mark.slow
 def test_quantize_scheme_decides_whether_pruned_zeros_survive_qat(trained):
     model, train, _, _ = trained
     pruned = prune(model, train, target_sparsity=0.6, fine_tuning=ONE_EPOCH,
@@ -177,6 +178,7 @@ def test_per_tensor_int8_has_one_scale_per_tensor(trained, tmp_path):
     assert not os.path.exists(tmp_path / "x.tflite")
 
 
+@pytest.mark.slow
 def test_pruned_qat_int8_keeps_zeros_in_the_file(trained, tmp_path):
     model, train, test, keras_accuracy = trained
     pruned = prune(model, train, teacher=model, target_sparsity=0.75,

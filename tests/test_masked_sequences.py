@@ -88,6 +88,7 @@ def test_more_padding_changes_no_loss():
         assert long[key] == pytest.approx(short[key], rel=1e-5), key
 
 
+@pytest.mark.slow
 def test_fit_and_precompute_on_masked_sequences():
     distiller = make_distiller(optimizer=keras.optimizers.Adam(1e-2))
     x, y = tokens(batch=32)
