@@ -2,8 +2,15 @@
 
 The CPU is split into two logical devices before TensorFlow starts, so the
 `tf.distribute.MirroredStrategy` tests have two replicas on any machine.
+
+`keras.backend.clear_session()` runs a full garbage collection before every
+test; what outlives it (TensorFlow, Keras, the test modules, module-scoped
+fixtures) is then frozen out of the collector (`gc.freeze`), so the next
+collection scans only what one test made. Scanning the ~370,000 objects of
+the imports each time cost 0.2 s a test, a fifth of the quick loop.
 """
 
+import gc
 import os
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
@@ -79,6 +86,7 @@ def data():
 @pytest.fixture(autouse=True)
 def _clear_session():
     keras.backend.clear_session()  # fresh layer names, no stale graphs
+    gc.freeze()  # what outlived the collection is never scanned again
     keras.utils.set_random_seed(1)
     yield
     keras.config.set_dtype_policy("float32")

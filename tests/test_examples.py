@@ -175,34 +175,6 @@ def test_main_job_targets_are_judged_against_the_measured_figures():
         True, True, False, True, True]
 
 
-def test_main_job_without_teacher_says_how_to_make_one(tmp_path):
-    result = run_example("fashion_mnist_distill.py", "--quick", "--teacher",
-                         str(tmp_path / "missing.keras"), "--out-dir",
-                         str(tmp_path / "out"))
-    assert result.returncode != 0
-    assert "examples/train_teacher.py" in result.stderr
-    assert not os.path.exists(tmp_path / "out" / "report.md")
-
-
-def test_main_job_refuses_an_unwritable_output_folder(tmp_path):
-    if os.geteuid() == 0:
-        blocker = tmp_path / "file"  # root can write anywhere: use a file
-        blocker.write_text("")
-        out_dir = blocker / "out"
-    else:
-        out_dir = tmp_path / "ro"
-        out_dir.mkdir(mode=0o500)
-    # No teacher exists either: the folder is checked first, before any
-    # model is loaded or trained.
-    result = run_example("fashion_mnist_distill.py", "--quick", "--teacher",
-                         str(tmp_path / "missing.keras"), "--out-dir",
-                         str(out_dir))
-    assert result.returncode != 0
-    assert "output folder is not writable" in result.stderr
-    assert str(out_dir) in result.stderr
-    assert "No teacher at" not in result.stderr
-
-
 @pytest.mark.slow
 def test_cifar10_smoke_on_mock_data(tmp_path):
     result = run_example("cifar10_resnet_distill.py", "--smoke",
@@ -267,40 +239,86 @@ def test_text_example_smoke_on_a_tiny_corpus(tmp_path):
 SCRIPTS = ["quickstart.py", "train_teacher.py", "fashion_mnist_distill.py",
            "text_distill.py", "cifar10_resnet_distill.py",
            "transformer_attention_distillation.py"]
-# One interpreter runs every script as `__main__` with `--help` (TensorFlow
-# imports once, not six times) and reports each script's exit code and
-# output between markers.
-HELP_RUNNER = """
-import contextlib, io, runpy, sys
-for path in sys.argv[1:]:
-    out = io.StringIO()
-    sys.argv = [path, "--help"]
-    try:
-        with contextlib.redirect_stdout(out):
-            runpy.run_path(path, run_name="__main__")
-        code = "no exit"
-    except SystemExit as stop:
-        code = stop.code
-    print(f"=== {path} exit={code}")
-    print(out.getvalue())
+# One interpreter runs each command line of its JSON argument as
+# `__main__` (TensorFlow imports once, not eight times) and prints, as
+# JSON, each run's exit code, stdout and stderr. An uncaught exception is
+# reported as Python reports it: exit code 1, the traceback on stderr.
+RUNNER = """
+import contextlib, io, json, runpy, sys, traceback
+runs = []
+for argv in json.loads(sys.argv[1]):
+    out, err = io.StringIO(), io.StringIO()
+    sys.argv = argv
+    code = 0
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            runpy.run_path(argv[0], run_name="__main__")
+        except SystemExit as stop:
+            code = stop.code
+        except Exception:
+            traceback.print_exc()
+            code = 1
+    runs.append({"code": code, "stdout": out.getvalue(),
+                 "stderr": err.getvalue()})
+print(json.dumps(runs))
 """
 
 
 @pytest.fixture(scope="module")
-def help_texts():
-    paths = [os.path.join(ROOT, "examples", s) for s in SCRIPTS]
-    result = run_python("-c", HELP_RUNNER, *paths, timeout=300)
+def example_runs(tmp_path_factory):
+    """Every script's `--help`, and the main job's two refusals."""
+    def script(name):
+        return os.path.join(ROOT, "examples", name)
+
+    missing = tmp_path_factory.mktemp("no_teacher")
+    unwritable = tmp_path_factory.mktemp("unwritable")
+    if os.geteuid() == 0:
+        blocker = unwritable / "file"  # root can write anywhere: use a file
+        blocker.write_text("")
+        blocked_dir = blocker / "out"
+    else:
+        blocked_dir = unwritable / "ro"
+        blocked_dir.mkdir(mode=0o500)
+    main_job = script("fashion_mnist_distill.py")
+    argvs = {name: [script(name), "--help"] for name in SCRIPTS}
+    argvs["no_teacher"] = [
+        main_job, "--quick", "--teacher", str(missing / "missing.keras"),
+        "--out-dir", str(missing / "out")]
+    # No teacher exists either: the folder must be checked first, before
+    # any model is loaded or trained.
+    argvs["unwritable"] = [
+        main_job, "--quick", "--teacher", str(missing / "missing.keras"),
+        "--out-dir", str(blocked_dir)]
+    result = run_python("-c", RUNNER, json.dumps(list(argvs.values())),
+                        timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
-    parts = result.stdout.split("=== ")[1:]
-    return {os.path.basename(part.split(" exit=")[0]): part
-            for part in parts}
+    runs = dict(zip(argvs, json.loads(result.stdout.splitlines()[-1])))
+    runs["paths"] = {"missing": missing, "blocked_dir": blocked_dir}
+    return runs
 
 
 @pytest.mark.parametrize("script", SCRIPTS)
-def test_help(script, help_texts):
-    text = help_texts[script]
-    assert text.split("\n")[0].endswith("exit=0")
-    assert "usage:" in text and "--help" in text
+def test_help(script, example_runs):
+    run = example_runs[script]
+    assert run["code"] == 0, run["stderr"][-3000:]
+    assert "usage:" in run["stdout"] and "--help" in run["stdout"]
+
+
+def test_main_job_without_teacher_says_how_to_make_one(example_runs):
+    run = example_runs["no_teacher"]
+    assert run["code"] != 0
+    assert "examples/train_teacher.py" in run["stderr"]
+    assert not os.path.exists(
+        example_runs["paths"]["missing"] / "out" / "report.md")
+
+
+def test_main_job_refuses_an_unwritable_output_folder(example_runs):
+    run = example_runs["unwritable"]
+    blocked_dir = example_runs["paths"]["blocked_dir"]
+    assert run["code"] != 0
+    assert "output folder is not writable" in run["stderr"]
+    assert str(blocked_dir) in run["stderr"]
+    assert "No teacher at" not in run["stderr"]
 
 
 @pytest.mark.slow
