@@ -1,16 +1,17 @@
 """Epoch schedules for the Distiller's temperature and loss weights.
 
-The Distiller keeps `temperature`, `alpha`, `attention_weight`,
-`hint_weight` and the weight of each term in non-trainable variables, so
-assigning them between epochs takes effect in compiled (`jit_compile=True`)
-steps without retracing.
+Each value lives in one non-trainable variable, owned by the term that
+uses it (the Distiller owns `alpha`), so assigning it between epochs takes
+effect in compiled (`jit_compile=True`) steps without retracing. A
+schedule names `"alpha"`, `"temperature"`, `"attention_weight"`,
+`"hint_weight"`, a term's name (its weight) or `"term_name.variable"`
+(`keras_kd.terms.shorthands.resolve_variables`); a name no term uses is an
+error at the first epoch.
 """
 
 import keras
 
-from keras_kd.utils.validation import check_non_negative
-from keras_kd.utils.validation import check_positive
-from keras_kd.utils.validation import check_unit_interval
+from keras_kd.terms.shorthands import resolve_variables
 
 
 def _scheduled_value(schedule, epoch, argument):
@@ -35,38 +36,28 @@ class _VariableScheduler(keras.callbacks.Callback):
                     f"float. Received: {argument}={schedule!r}")
         self.schedules = schedules
 
-    def _variable(self, name):
-        variable = getattr(self.model, name, None)
-        if isinstance(variable, keras.Variable):
-            return variable
-        for term in getattr(self.model, "terms", []):
-            if term.name == name:
-                return term.weight
-        raise ValueError(
-            f"{type(self).__name__} schedules `{name}`, but the model "
-            f"'{self.model.name}' has no such Distiller variable or term. "
-            "Terms: "
-            f"{[t.name for t in getattr(self.model, 'terms', [])]}")
+    def on_train_begin(self, logs=None):
+        for name in self.schedules:  # an unknown name fails before training
+            resolve_variables(self.model, name)
 
     def on_epoch_begin(self, epoch, logs=None):
         for name, schedule in self.schedules.items():
-            variable = self._variable(name)
+            variables, check = resolve_variables(self.model, name)
             value = _scheduled_value(schedule, epoch, name)
-            check = {"temperature": check_positive,
-                     "alpha": check_unit_interval}.get(name,
-                                                       check_non_negative)
             try:
                 check(name, value)
             except ValueError as e:
                 raise ValueError(
                     f"The schedule gave an invalid value at epoch {epoch}: "
                     f"{e}") from e
-            variable.assign(value)
+            for variable in variables:
+                variable.assign(value)
 
     def on_epoch_end(self, epoch, logs=None):
         if logs is not None:
             for name in self.schedules:
-                logs[name] = float(self._variable(name).numpy())
+                variable = resolve_variables(self.model, name)[0][0]
+                logs[name] = float(keras.ops.convert_to_numpy(variable))
 
 
 class TemperatureScheduler(_VariableScheduler):
@@ -74,6 +65,8 @@ class TemperatureScheduler(_VariableScheduler):
 
     Args:
         schedule: function `epoch (0-based) -> temperature > 0`.
+        term: the name of the term whose temperature to set; by default
+            every soft-target term's.
 
     Example:
 
@@ -84,20 +77,22 @@ class TemperatureScheduler(_VariableScheduler):
     ```
     """
 
-    def __init__(self, schedule):
-        super().__init__({"temperature": schedule})
+    def __init__(self, schedule, term=None):
+        name = "temperature" if term is None else f"{term}.temperature"
+        super().__init__({name: schedule})
 
 
 class LossWeightScheduler(_VariableScheduler):
-    """Sets `alpha`, `attention_weight`, `hint_weight` and the weights of
-    named terms from epoch functions.
+    """Sets `alpha`, `attention_weight`, `hint_weight` and the weights (or
+    other variables) of named terms from epoch functions.
 
     Args:
         alpha: optional function `epoch -> alpha in [0, 1]`.
         attention_weight: optional function `epoch -> weight >= 0`.
         hint_weight: optional function `epoch -> weight >= 0`.
         **term_weights: `term_name=function`, for the `weight` of a term of
-            the Distiller (`rkd_distance=lambda epoch: 25.0`).
+            the Distiller (`rkd_distance=lambda epoch: 25.0`); pass
+            `**{"term_name.variable": function}` for another variable.
 
     Example:
 

@@ -33,7 +33,6 @@ import inspect
 import threading
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_kd.layer_paths import find_layer
@@ -94,7 +93,7 @@ def _output_mask(layer, inputs, outputs, previous_mask):
 
 
 def _wrap_call(layer, original):
-    @tf.autograph.experimental.do_not_convert
+    @compat.do_not_convert
     def call(*args, **kwargs):
         recorders = _recorders(layer, OUTPUT)
         if not recorders:
@@ -128,8 +127,8 @@ def _valid_queries(query, key, attention_mask):
     mask = ops.broadcast_to(ops.cast(attention_mask, "bool"),
                             (batch, length, keys))
     valid = ops.any(mask, axis=-1)
-    own_key = ops.any(ops.logical_and(mask, tf.eye(length, keys,
-                                                   dtype=tf.bool)), axis=-1)
+    own_key = ops.any(ops.logical_and(
+        mask, ops.cast(ops.eye(length, keys), "bool")), axis=-1)
     return ops.logical_and(
         valid, ops.logical_or(own_key, ops.not_equal(length, keys)))
 
@@ -137,7 +136,7 @@ def _valid_queries(query, key, attention_mask):
 def _wrap_compute_attention(layer, original):
     signature = inspect.signature(original)
 
-    @tf.autograph.experimental.do_not_convert
+    @compat.do_not_convert
     def compute_attention(*args, **kwargs):
         recorders = _recorders(layer, ATTENTION_PROBABILITIES)
         if not recorders:
@@ -281,7 +280,7 @@ class LayerCapture:
             mask = ops.cast(mask, "bool")
         # A fresh tensor: the layer's own output keeps its Keras mask for the
         # model, and losses do not pick that mask up behind our back.
-        return Captured(tf.identity(value), mask)
+        return Captured(ops.copy(value), mask)
 
     def __enter__(self):
         self._records = {}
@@ -317,7 +316,7 @@ def _graph_of(value):
 
 
 def _is_tensor(value):
-    return keras.ops.is_tensor(value) or isinstance(value, tf.Tensor)
+    return ops.is_tensor(value) or isinstance(value, keras.KerasTensor)
 
 
 def _describe(value):

@@ -1,37 +1,35 @@
 """Teacher values, live or stored: run the teachers once, train many epochs.
 
-What a Distiller needs from its teachers is a list of `TeacherRequest`s: a
-teacher, a tapped layer, and how the term that reads it prepares the value
-(`term.prepare_teacher`). Each has a key, `"i:path|signature"`
-(`"0:backbone/block2_out|attention_map(p=2.0)"`), under which precomputed
-data stores it; a Distiller looks its values up by key, so data stored for
+What a Distiller needs from its teachers is its tap plan's list of
+`TeacherRequest`s (`keras_kd.tap_plan`): a teacher, a tapped layer, and how
+the term that reads it prepares the value (`term.prepare_teacher`). Each
+has a key, `"i:path|kind|preparation"`
+(`"0:backbone/block2_out|output|attention_map(p=2.0)"`), under which
+precomputed data stores it; a Distiller looks its values up by key, so data stored for
 other layers, another `p` or another term is a clear error, never a silently
 different loss.
 """
-
-import collections
 
 import keras
 import numpy as np
 import tensorflow as tf
 from keras import ops
 
-from keras_kd.capture import ATTENTION_PROBABILITIES
 from keras_kd.capture import LayerCapture
-from keras_kd.capture import Tap
 from keras_kd.layer_pairs import split_teacher_path
 from keras_kd.layer_paths import find_layer
 from keras_kd.layer_paths import split_index
-from keras_kd.terms.attention_transfer import compact_attention_map
+from keras_kd.losses.attention_transfer import AttentionTransfer
+from keras_kd.tap_plan import TapPlan
 from keras_kd.teacher_store import StoreWriter
 from keras_kd.teacher_store import open_teacher_store
 from keras_kd.teacher_store import teacher_fingerprint
-from keras_kd.terms.attention_transfer import compact_signature
+from keras_kd.terms.attention_transfer import AttentionTransferTerm
+from keras_kd.terms.hints import HintTerm
+from keras_kd.terms.shorthands import attention_term_class
 from keras_kd.top_k_targets import check_top_k
 from keras_kd.top_k_targets import LOG_PROBS
 from keras_kd.top_k_targets import compact_top_k
-from keras_kd.top_k_targets import expand_top_k
-from keras_kd.top_k_targets import is_top_k
 from keras_kd.utils.validation import check_positive
 
 LABELS = "y"
@@ -39,28 +37,14 @@ TEACHER_LOGITS = "teacher_logits"
 TEACHER_VALUES = "teacher_values"
 TEACHER_TOP_K = "teacher_top_k"
 
-TeacherRequest = collections.namedtuple(
-    "TeacherRequest", ["key", "teacher_index", "tap", "prepare"])
-TeacherRequest.__doc__ = """One teacher value a Distiller needs: its storage
-`key`, the teacher, the `Tap`, and `prepare(value) -> stored value`."""
-
-
-def storage_key(teacher_index, path, signature):
-    """`"0:backbone/block2_out|attention_map(p=2.0)"`."""
-    return f"{teacher_index}:{path}|{signature}"
-
-
-def _identity(value):
-    return value
-
 
 def forward_teachers(teachers, requests, x):
     """One inference pass of every teacher.
 
     Returns:
         `(logits, values, masks)`: a list of logits (one per teacher), and
-        dicts from request key to the prepared value and to its mask (or
-        `None`).
+        dicts from request key to the prepared value and to its mask (keys
+        without a mask are left out).
     """
     logits, values, masks = [], {}, {}
     for index, teacher in enumerate(teachers):
@@ -75,35 +59,32 @@ def forward_teachers(teachers, requests, x):
         for request in mine:
             value, mask = captured[request.tap]
             values[request.key] = request.prepare(value)
-            masks[request.key] = mask
+            if mask is not None:
+                masks[request.key] = mask
     return logits, values, masks
 
 
 def layer_requests(teachers, attention_layers=None, hint_layers=None,
                    p=2.0):
-    """Requests of `precompute_teacher`'s layer arguments."""
-    requests = []
-    for path in attention_layers or []:
+    """What the terms a Distiller builds for these teacher layers store.
+
+    The terms are the ones `Distiller(attention_pairs=..., hint_pairs=...)`
+    builds, so both store the same values under the same keys.
+    """
+    terms = []
+    for position, path in enumerate(attention_layers or []):
         index, layer_path = split_teacher_path(path, len(teachers),
                                                "attention_layers")
-        layer = find_layer(teachers[index], split_index(layer_path)[0],
-                           "teacher")
-        if isinstance(layer, keras.layers.MultiHeadAttention):
-            requests.append(TeacherRequest(
-                storage_key(index, layer_path, ATTENTION_PROBABILITIES),
-                index, Tap(layer_path, ATTENTION_PROBABILITIES), _identity))
-        else:
-            requests.append(TeacherRequest(
-                storage_key(index, layer_path, compact_signature(p)), index,
-                Tap(layer_path),
-                lambda value: compact_attention_map(value, p)))
-    for path in hint_layers or []:
-        index, layer_path = split_teacher_path(path, len(teachers),
-                                               "hint_layers")
-        requests.append(TeacherRequest(
-            storage_key(index, layer_path, "output"), index,
-            Tap(layer_path), _identity))
-    return requests
+        term_class = attention_term_class(
+            find_layer(teachers[index], split_index(layer_path)[0],
+                       "teacher"))
+        loss = (AttentionTransfer(p=p)
+                if term_class is AttentionTransferTerm else None)
+        terms.append(term_class([(path, path)], loss_fn=loss,
+                                name=f"attention_{position}"))
+    for position, path in enumerate(hint_layers or []):
+        terms.append(HintTerm([(path, path)], name=f"hint_{position}"))
+    return TapPlan(terms, len(teachers)).teacher_requests
 
 
 def precompute_teacher(teacher, dataset, batch_size=256,
@@ -159,7 +140,7 @@ def precompute_teacher(teacher, dataset, batch_size=256,
 
     Returns:
         An unbatched dataset of `(x, {"y": y, "teacher_logits": t,
-        "teacher_values": {key: value}})`, keys as `storage_key` makes them
+        "teacher_values": {key: value}})`, keys as `keras_kd.tap_plan.key_string` makes them
         (`"teacher_top_k"`: `{"log_probs", "indices", "tail_log_prob"}`
         instead of `"teacher_logits"` with `top_k`).
 
@@ -305,7 +286,7 @@ def _run_to_store(teachers, dataset, requests, batches, progbar, directory,
 def stored_values(y, requests, num_teachers):
     """Teacher logits and values from precomputed labels `y`.
 
-    Top-k targets come back as one dict per teacher; `dense_teacher_logits`
+    Top-k targets come back as one dict per teacher; `SoftTargetTerm`
     expands them once the number of classes is known.
 
     Raises:
@@ -335,10 +316,3 @@ def stored_values(y, requests, num_teachers):
             f"{sorted(stored)}; missing: {missing}. Precompute with "
             "`distiller.precompute(dataset)`, which stores exactly these.")
     return logits, {key: stored[key] for key in needed}
-
-
-def dense_teacher_logits(teacher_logits, classes, temperature):
-    """Stored top-k targets expanded to `classes` pseudo-logits for
-    `temperature`; live or full logits unchanged."""
-    return [expand_top_k(t, classes, temperature) if is_top_k(t) else t
-            for t in teacher_logits]

@@ -37,7 +37,6 @@ logits = expand_top_k(compact, classes=1000, temperature=4.0)
 
 import math
 
-import tensorflow as tf
 from keras import ops
 
 LOG_PROBS = "log_probs"
@@ -120,13 +119,12 @@ def expand_top_k(compact, classes, temperature=1.0):
         return tail[..., None] + ops.sum(
             one_hot * (values - tail[..., None])[..., None], axis=-2)
     # (batch, k): scatter the k values into a row of tail values.
-    batch = tf.shape(values)[0]
-    rows = tf.repeat(tf.range(batch)[:, None], tf.shape(values)[1], axis=1)
-    positions = tf.stack([tf.reshape(rows, [-1]),
-                          tf.reshape(indices, [-1])], axis=1)
-    dense = tf.ones(tf.stack([batch, classes])) * tail[:, None]
-    return tf.tensor_scatter_nd_update(dense, positions,
-                                       tf.reshape(values, [-1]))
+    batch = ops.shape(values)[0]
+    rows = ops.cumsum(ops.ones_like(indices), axis=0) - 1  # row of each
+    positions = ops.stack([ops.reshape(rows, (-1,)),
+                           ops.reshape(indices, (-1,))], axis=1)
+    dense = ops.broadcast_to(ops.expand_dims(tail, 1), (batch, classes))
+    return ops.scatter_update(dense, positions, ops.reshape(values, (-1,)))
 
 
 def is_top_k(value):

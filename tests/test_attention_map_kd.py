@@ -196,7 +196,7 @@ def test_precomputed_probabilities_give_the_live_losses():
         teacher, tf.data.Dataset.from_tensor_slices((x, y)),
         attention_layers=["mha"], verbose=0)
     values = stored.element_spec[1]["teacher_values"]
-    assert values["0:mha|attention_probabilities"].shape == (4, 6, 6)
+    assert values["0:mha|attention_probabilities|raw"].shape == (4, 6, 6)
     offline = distiller.evaluate(stored.batch(8), verbose=0,
                                  return_dict=True)
     for key in ("loss", "distillation_loss", "attention_loss"):

@@ -52,14 +52,61 @@ def test_softmax_output_is_rejected(which):
         keras_kd.Distiller(teacher, student)
 
 
-def test_softmax_layer_output_is_rejected():
-    teacher = make_cnn(8, "teacher")
+class SoftmaxModel(keras.Model):
+    """A subclassed model whose `call` ends in `ops.softmax`."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.flatten = keras.layers.Flatten()
+        self.dense = keras.layers.Dense(10)
+
+    def call(self, x, training=None):
+        return keras.ops.softmax(self.dense(self.flatten(x)))
+
+
+def softmax_ending(kind, name):
+    """A model that ends in a softmax no layer type shows."""
+    if kind == "subclassed":
+        return SoftmaxModel(name=name)
     inputs = keras.Input((12, 12, 1))
-    probabilities = keras.layers.Softmax(name="probs")(
-        make_cnn(4, "core")(inputs))
-    student = keras.Model(inputs, probabilities, name="student")
-    with pytest.raises(ValueError, match="'probs' applies a softmax"):
-        keras_kd.Distiller(teacher, student)
+    logits = make_cnn(4, "core")(inputs)
+    if kind == "layer":
+        outputs = keras.layers.Softmax(name="probs")(logits)
+    elif kind == "lambda":
+        outputs = keras.layers.Lambda(keras.ops.softmax)(logits)
+    else:  # an op on a KerasTensor: a bare operation, no layer
+        outputs = keras.ops.softmax(logits)
+    return keras.Model(inputs, outputs, name=name)
+
+
+@pytest.mark.parametrize("kind", ["layer", "lambda", "ops", "subclassed"])
+@pytest.mark.parametrize("which", ["teacher", "student"])
+def test_softmax_outputs_are_refused_by_value(kind, which):
+    models = {"teacher": make_cnn(8, "teacher"),
+              "student": make_cnn(4, "student")}
+    models[which] = softmax_ending(kind, which)
+    with pytest.raises(ValueError, match=f"The {which} must output logits"
+                                         f".*{which} '{which}'.*sum to 1"):
+        keras_kd.Distiller(models["teacher"], models["student"])
+    # The bypass, for logits that happen to look like probabilities.
+    distiller = keras_kd.Distiller(models["teacher"], models["student"],
+                                   check_logits=False)
+    assert distiller.check_logits is False
+
+
+class LogitsModel(SoftmaxModel):
+    def call(self, x, training=None):
+        return self.dense(self.flatten(x))
+
+
+def test_two_subclassed_models_are_checked_at_fit():
+    """No input spec before the data: the first batch is the probe."""
+    distiller = keras_kd.Distiller(SoftmaxModel(name="teacher"),
+                                   LogitsModel(name="student"))
+    distiller.compile()
+    x = np.random.default_rng(0).normal(size=(8, 12, 12, 1))
+    with pytest.raises(ValueError, match="teacher must output logits"):
+        distiller.fit(x.astype("float32"), np.zeros(8, "int32"), verbose=0)
 
 
 def test_same_model_for_teacher_and_student(models):
@@ -113,7 +160,10 @@ def test_negative_pair_weight(models):
         ({"student_loss_fn": 3}, TypeError, "student_loss_fn=3"),
         ({"distillation_loss_fn": "no_such_loss"}, ValueError,
          "distillation_loss_fn='no_such_loss'"),
-        ({"loss": "mse"}, TypeError, "student_loss_fn"),
+        ({"loss": "mse", "student_loss_fn": "mse"}, ValueError,
+         "`loss` or its alias `student_loss_fn`"),
+        ({"loss": keras.losses.CategoricalCrossentropy()}, ValueError,
+         "from_logits=True"),
         ({"distillation_loss_fn": keras_kd.losses.SoftTargetKD(2.0),
           "temperature": 4.0}, ValueError, "temperature=2.0"),
     ],

@@ -22,6 +22,8 @@ TESTED_IN = {
     "keras_kd/compression/tflite_export.py": ("test_tflite_sequences.py",
                                               None),
     "keras_kd/losses/hint_mse.py": ("test_hints.py", "hint_pairs"),
+    "keras_kd/losses/logits_divergence.py": ("test_soft_target_kd.py",
+                                             "SoftTargetKD"),
     "keras_kd/multi_worker.py": ("multi_worker_job.py", None),
     "keras_kd/terms/attention_maps.py": ("test_attention_map_kd.py",
                                          "attention_pairs"),

@@ -56,7 +56,9 @@ def test_index_prefix_picks_the_teacher_of_a_pair(data):
     ) + 2.0 * ref.attention_transfer(
         feature(models[1], "conv2", x), feature(student, "conv2", x))
     assert logs["attention_loss"] == pytest.approx(expected, rel=1e-4)
-    assert distiller.get_config()["attention_pairs"][1][0] == "1:conv2"
+    (term,) = [t for t in distiller.get_config()["terms"]
+               if t["config"]["name"] == "attention"]
+    assert term["config"]["pairs"][1][0] == "1:conv2"
 
 
 def test_multi_teacher_fit_save_and_precompute(tmp_path, data):

@@ -65,7 +65,7 @@ def test_stored_maps_reproduce_the_attention_map(data):
     precomputed = keras_kd.precompute_teacher(
         teacher, unbatched(x, y), attention_layers=["relu1"], verbose=0)
     _, targets = next(iter(precomputed.batch(32)))
-    stored = targets["teacher_values"]["0:relu1|attention_map(p=2.0)"]
+    stored = targets["teacher_values"]["0:relu1|output|attention_map(p=2.0)"]
     assert stored.shape == (32, 12, 12, 1)
     features = keras.Model(teacher.inputs,
                            teacher.get_layer("relu1").output).predict(
@@ -86,7 +86,7 @@ def test_missing_maps_for_attention_pairs_is_a_clear_error(data):
     logits_only = keras_kd.precompute_teacher(teacher, unbatched(x, y),
                                               verbose=0)
     with pytest.raises(ValueError, match=r"missing: \['0:backbone/relu1\|"
-                       r"attention_map\(p=2.0\)', '0:backbone/conv2"):
+                       r"output\|attention_map\(p=2.0\)', '0:backbone/conv2"):
         distiller.fit(logits_only.batch(8), epochs=1, verbose=0)
 
 
@@ -114,9 +114,9 @@ def test_distiller_precompute_stores_exactly_its_terms(data):
                               return_dict=True)
     stored = distiller.precompute(unbatched(x, y), batch_size=5, verbose=0)
     assert sorted(stored.element_spec[1]["teacher_values"]) == [
-        "0:backbone/conv2|attention_map(p=2.0)",
-        "0:backbone/conv2|output",
-        "0:backbone/relu1|attention_map(p=2.0)"]
+        "0:backbone/conv2|output|attention_map(p=2.0)",
+        "0:backbone/conv2|output|raw",
+        "0:backbone/relu1|output|attention_map(p=2.0)"]
     offline = distiller.evaluate(stored.batch(8), verbose=0,
                                  return_dict=True)
     for key in ("loss", "attention_loss", "hint_loss"):
@@ -133,9 +133,9 @@ def test_stored_values_of_another_p_or_teacher_count_are_errors(data):
         teacher, unbatched(x, y), attention_layers=["backbone/relu1"], p=3.0,
         verbose=0)
     with pytest.raises(ValueError, match=r"Needed: \['0:backbone/relu1\|"
-                                         r"attention_map\(p=2.0\)'\]; "
+                                         r"output\|attention_map\(p=2.0\)'\]; "
                                          r"stored: \['0:backbone/relu1\|"
-                                         r"attention_map\(p=3.0\)'\]"):
+                                         r"output\|attention_map\(p=3.0\)'\]"):
         distiller.evaluate(other_p.batch(8), verbose=0)
     # The Distiller's own loss with p=3 reads them.
     distiller.compile(

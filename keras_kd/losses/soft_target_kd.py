@@ -3,37 +3,11 @@
 import keras
 from keras import ops
 
-from keras_kd.utils.validation import check_positive
-
-
-def soft_target_kd(teacher_logits, student_logits, temperature):
-    """Per-example `T² · KL(softmax(t/T) ‖ softmax(s/T))`, from logits.
-
-    Both distributions are formed with `log_softmax`, so the value stays
-    finite for logits of any magnitude (a class with probability 0 in the
-    teacher contributes `0 · finite = 0`).
-
-    Args:
-        teacher_logits: Tensor `(..., num_classes)`.
-        student_logits: Tensor `(..., num_classes)`.
-        temperature: Python float or scalar tensor/variable, `T > 0`.
-
-    Returns:
-        Tensor of shape `(...)`: one value per example.
-    """
-    teacher_logits = ops.cast(teacher_logits, "float32")
-    student_logits = ops.cast(student_logits, "float32")
-    temperature = ops.cast(temperature, "float32")
-    log_p_teacher = ops.log_softmax(teacher_logits / temperature, axis=-1)
-    log_p_student = ops.log_softmax(student_logits / temperature, axis=-1)
-    kl = ops.sum(
-        ops.exp(log_p_teacher) * (log_p_teacher - log_p_student), axis=-1
-    )
-    return kl * ops.square(temperature)
+from keras_kd.losses.logits_divergence import LogitsDivergence
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class SoftTargetKD(keras.losses.Loss):
+class SoftTargetKD(LogitsDivergence):
     """Soft-target distillation loss of Hinton et al. (2015).
 
     For teacher logits `t` and student logits `s`:
@@ -43,9 +17,10 @@ class SoftTargetKD(keras.losses.Loss):
          = T² · Σ_c p_t,c · (log p_t,c − log p_s,c)
     ```
 
-    averaged over the batch. The `T²` factor keeps the gradient magnitude of
-    the soft targets roughly independent of `T`, as the paper recommends when
-    soft and hard targets are mixed. Both log-probabilities come from
+    averaged over the batch (over valid positions when `y_pred` carries a
+    Keras mask). The `T²` factor keeps the gradient magnitude of the soft
+    targets roughly independent of `T`, as the paper recommends when soft
+    and hard targets are mixed. Both log-probabilities come from
     `log_softmax` (never `log(softmax)`), so the loss is finite even for
     logits of ±1e4. Unlike `keras.losses.KLDivergence`, this loss takes
     *logits*, not probabilities.
@@ -74,20 +49,10 @@ class SoftTargetKD(keras.losses.Loss):
     ```
     """
 
-    def __init__(
-        self,
-        temperature=3.0,
-        reduction="sum_over_batch_size",
-        name="soft_target_kd",
-        dtype=None,
-    ):
-        super().__init__(name=name, reduction=reduction, dtype=dtype)
-        self.temperature = check_positive("temperature", temperature)
+    def __init__(self, temperature=3.0, reduction="sum_over_batch_size",
+                 name="soft_target_kd", dtype=None):
+        super().__init__(temperature=temperature, reduction=reduction,
+                         name=name, dtype=dtype)
 
-    def call(self, y_true, y_pred):
-        return soft_target_kd(y_true, y_pred, self.temperature)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"temperature": self.temperature})
-        return config
+    def divergence(self, log_p, log_q):
+        return ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)

@@ -49,7 +49,7 @@ class AttentionMapTerm(PairTerm):
 
     tap_kind = ATTENTION_PROBABILITIES
 
-    def __init__(self, pairs, loss_fn=None, weight=1.0,
+    def __init__(self, pairs, loss_fn=None, weight=None,
                  name="attention_map", **kwargs):
         super().__init__(pairs, loss_fn=loss_fn, weight=weight, name=name,
                          **kwargs)

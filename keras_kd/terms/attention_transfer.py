@@ -45,7 +45,8 @@ class AttentionTransferTerm(PairTerm):
         pairs: `(teacher_layer, student_layer[, weight])` of layers whose
             outputs are `(B, H, W, C)` or `(B, T, C)`.
         loss_fn: defaults to `AttentionTransfer()`.
-        weight: the term's weight (500 is β/2 of the paper for mode "code").
+        weight: the term's weight; the default 500 is β/2 of the paper's
+            β = 1000 for `AttentionTransfer(mode="code")`.
         name: defaults to `"attention"`.
 
     Example:
@@ -57,7 +58,9 @@ class AttentionTransferTerm(PairTerm):
     ```
     """
 
-    def __init__(self, pairs, loss_fn=None, weight=1.0, name="attention",
+    default_weight = 500.0
+
+    def __init__(self, pairs, loss_fn=None, weight=None, name="attention",
                  **kwargs):
         super().__init__(pairs, loss_fn=loss_fn, weight=weight, name=name,
                          **kwargs)

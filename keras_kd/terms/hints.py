@@ -42,7 +42,7 @@ class HintTerm(PairTerm):
     ```
     """
 
-    def __init__(self, pairs, loss_fn=None, weight=1.0, name="hint",
+    def __init__(self, pairs, loss_fn=None, weight=None, name="hint",
                  **kwargs):
         super().__init__(pairs, loss_fn=loss_fn, weight=weight, name=name,
                          **kwargs)

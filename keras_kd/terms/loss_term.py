@@ -7,22 +7,26 @@ from keras_kd.terms.term import Term
 
 class LossTerm(Term):
     """A term whose math is a loss object, `loss_fn`, which `compile` may
-    replace. Subclasses give `default_loss()`.
+    replace (`term.set_loss(loss)`). Subclasses give `default_loss()`.
 
     Args:
         loss_fn: a `keras.losses.Loss`, a loss name or a function
             `fn(y_true, y_pred)`; defaults to `default_loss()`.
-        weight: the term's weight, or a shared `keras.Variable`.
+        weight: the term's weight.
         name: the term's name.
     """
 
-    def __init__(self, loss_fn=None, weight=1.0, name=None, **kwargs):
+    def __init__(self, loss_fn=None, weight=None, name=None, **kwargs):
         super().__init__(weight=weight, name=name, **kwargs)
-        self.loss_fn = as_loss(loss_fn or self.default_loss(), "loss_fn")
+        self.set_loss(loss_fn or self.default_loss())
 
     def default_loss(self):
         raise NotImplementedError(
             f"{type(self).__name__} must implement `default_loss`.")
+
+    def set_loss(self, loss, argument="loss_fn"):
+        """Replaces the term's loss; `argument` names it in errors."""
+        self.loss_fn = as_loss(loss, argument)
 
     def get_config(self):
         config = super().get_config()

@@ -27,7 +27,7 @@ class PairTerm(LossTerm):
         name: the term's name (the Distiller logs `f"{name}_loss"`).
     """
 
-    def __init__(self, pairs, loss_fn=None, weight=1.0, name=None,
+    def __init__(self, pairs, loss_fn=None, weight=None, name=None,
                  **kwargs):
         self.pairs = parse_pairs(pairs, "pairs")
         if not self.pairs:

@@ -1,13 +1,16 @@
 """Hinton's soft targets as a distillation term."""
 
-import contextlib
 import math
 
 import keras
 from keras import ops
 
+from keras_kd.losses.logits_divergence import LogitsDivergence
 from keras_kd.losses.soft_target_kd import SoftTargetKD
 from keras_kd.terms.loss_term import LossTerm
+from keras_kd.terms.loss_term import as_loss
+from keras_kd.top_k_targets import expand_top_k
+from keras_kd.top_k_targets import is_top_k
 from keras_kd.utils.validation import check_non_negative
 from keras_kd.utils.validation import check_positive
 
@@ -16,18 +19,22 @@ from keras_kd.utils.validation import check_positive
 class SoftTargetTerm(LossTerm):
     """Soft targets: `loss_fn(teacher logits, student logits)` at `T`.
 
-    With the default `keras_kd.losses.SoftTargetKD` (or a subclass, or one
-    with another reduction: it is called as given) the loss receives logits
-    and is `T² · KL(softmax(t/T) ‖ softmax(s/T))`; its temperature is this
-    term's `temperature` variable while it runs, so a
-    `TemperatureScheduler` governs it. Any other loss (a `keras.losses.Loss`,
-    a function or a name such as `"kl_divergence"`) receives the softened
-    *probabilities* and its value is multiplied by `T²`, so
-    `keras.losses.KLDivergence()` gives the default's value.
+    The temperature lives in one place, this term's non-trainable variable
+    `temperature`, which a `TemperatureScheduler` assigns between epochs.
+    A `keras_kd.losses.LogitsDivergence` loss (the default `SoftTargetKD`,
+    a subclass, or one with another reduction: it is called as given)
+    receives logits and reads that same variable, so its value is
+    `T² · KL(softmax(t/T) ‖ softmax(s/T))`; a loss given here or to
+    `Distiller.compile` with its own temperature sets the variable. Any
+    other loss (a `keras.losses.Loss`, a function or a name such as
+    `"kl_divergence"`) receives the softened *probabilities* and its value
+    is multiplied by `T²`, so `keras.losses.KLDivergence()` gives the
+    default's value.
 
     With several teachers the soft targets are the weighted average
     `Σ_i w_i softmax(t_i/T)`, passed to the loss as the logits
-    `T · log Σ_i w_i softmax(t_i/T)`.
+    `T · log Σ_i w_i softmax(t_i/T)`. Top-k targets stored by `precompute`
+    are expanded at the current temperature.
 
     The term is scaled by `1 − alpha` beside the Distiller's hard-label
     loss (`mixes_with_labels`).
@@ -36,57 +43,75 @@ class SoftTargetTerm(LossTerm):
     Neural Network", 2015.
 
     Args:
-        temperature: `T > 0`, or a shared `keras.Variable`.
+        temperature: `T > 0`; defaults to the temperature of a
+            `LogitsDivergence` given as `loss_fn`, else 3.
         loss_fn: see above; defaults to `SoftTargetKD`.
         teacher_weights: optional weights of several teachers (normalised
             to sum 1; equal by default).
-        weight: the term's weight.
+        weight: the term's weight (default 1).
         name: defaults to `"distillation"`.
 
     Example:
 
     ```python
     term = keras_kd.terms.SoftTargetTerm(temperature=4.0)
+    distiller = keras_kd.Distiller(teacher, student, terms=[term])
+    distiller.compile(optimizer="adam")  # term.temperature stays 4.0
     ```
     """
 
     mixes_with_labels = True
 
-    def __init__(self, temperature=3.0, loss_fn=None, teacher_weights=None,
-                 weight=1.0, name="distillation", **kwargs):
-        self._initial_temperature = temperature
-        super().__init__(loss_fn=loss_fn, weight=weight, name=name, **kwargs)
-        if isinstance(temperature, keras.Variable):
-            self.temperature = temperature
-        else:
+    def __init__(self, temperature=None, loss_fn=None, teacher_weights=None,
+                 weight=None, name="distillation", **kwargs):
+        if temperature is not None:
             temperature = check_positive("temperature", temperature)
-            self.temperature = self.add_weight(
-                name="temperature", shape=(), trainable=False,
-                dtype="float32",
-                initializer=keras.initializers.Constant(temperature))
+        self._given_temperature = temperature
+        super().__init__(loss_fn=loss_fn, weight=weight, name=name, **kwargs)
         self.teacher_weights = normalized_weights(teacher_weights)
 
     def default_loss(self):
-        # The term's temperature variable governs while the loss runs.
-        temperature = self._initial_temperature
-        if isinstance(temperature, keras.Variable):
-            temperature = float(temperature.numpy())
-        return SoftTargetKD(temperature)
+        return SoftTargetKD(self._given_temperature or 3.0)
+
+    def set_loss(self, loss, argument="loss_fn"):
+        loss = as_loss(loss, argument)
+        own = None
+        if isinstance(loss, LogitsDivergence):
+            own = float(ops.convert_to_numpy(loss.temperature))
+        if "temperature" not in vars(self):  # constructing
+            given = self._given_temperature
+            if given is not None and own is not None and own != given:
+                raise ValueError(
+                    f"The loss given as `{argument}` has temperature={own}, "
+                    f"but the term received temperature={given}. Give one "
+                    "of them, or make them agree.")
+            value = given if given is not None else own or 3.0
+            self.temperature = self.add_weight(
+                name="temperature", shape=(), trainable=False,
+                dtype="float32",
+                initializer=keras.initializers.Constant(value))
+        elif own is not None and loss.temperature is not self.temperature:
+            self.temperature.assign(own)
+        if isinstance(loss, LogitsDivergence):
+            loss.temperature = self.temperature  # one variable governs
+        self.loss_fn = loss
 
     def compute_loss(self, teacher, student, sample_weight=None):
         student_logits = ops.cast(student.logits, "float32")
+        classes = student_logits.shape[-1]
         temperature = ops.cast(self.temperature, "float32")
-        teacher_logits = self.soft_target_logits(teacher.logits, temperature)
-        if teacher_logits.shape[-1] != student_logits.shape[-1]:
+        teacher_logits = self.soft_target_logits(
+            [expand_top_k(t, classes, temperature) if is_top_k(t) else t
+             for t in teacher.logits], temperature)
+        if teacher_logits.shape[-1] != classes:
             raise ValueError(
                 "Teacher and student must output logits for the same number "
                 f"of classes. Received: teacher logits of shape "
                 f"{tuple(teacher_logits.shape)} and student logits of shape "
                 f"{tuple(student_logits.shape)}")
-        if isinstance(self.loss_fn, SoftTargetKD):
-            with _temperature_of(self.loss_fn, self.temperature):
-                return self.loss_fn(teacher_logits, student_logits,
-                                    sample_weight=sample_weight)
+        if isinstance(self.loss_fn, LogitsDivergence):
+            return self.loss_fn(teacher_logits, student_logits,
+                                sample_weight=sample_weight)
         return self.loss_fn(
             ops.softmax(teacher_logits / temperature, axis=-1),
             ops.softmax(student_logits / temperature, axis=-1),
@@ -112,7 +137,7 @@ class SoftTargetTerm(LossTerm):
     def get_config(self):
         config = super().get_config()
         config.update({
-            "temperature": float(self.temperature.numpy()),
+            "temperature": float(ops.convert_to_numpy(self.temperature)),
             "teacher_weights": self.teacher_weights,
         })
         return config
@@ -136,14 +161,3 @@ def normalized_weights(weights, count=None):
             "Argument `teacher_weights` must have a positive sum. Received: "
             f"teacher_weights={weights!r}")
     return [w / total for w in weights]
-
-
-@contextlib.contextmanager
-def _temperature_of(loss, temperature):
-    """Lets a `SoftTargetKD` read `temperature` (a variable) while traced."""
-    saved = loss.temperature
-    loss.temperature = temperature
-    try:
-        yield
-    finally:
-        loss.temperature = saved

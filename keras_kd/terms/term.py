@@ -1,32 +1,33 @@
 """The contract of a distillation term.
 
-A term is one weighted loss of the Distiller. It names the teacher and
-student layers it reads (`teacher_taps()`, `student_taps()`), builds its
-trainable parts from their shapes (`build`), says what of the teacher can be
-stored offline (`teacher_signature`, `prepare_teacher`), and computes its
-loss from the tapped values keyed by path (`compute_loss`). Its `weight` is
-a non-trainable variable, so a callback can change it between epochs.
-
-The Distiller's loss is
+A term is one weighted loss of the Distiller, and the one place that owns
+its configuration: the layers it reads (`teacher_taps()`, `student_taps()`,
+read as `tap_kind`), its weight (a non-trainable variable that callbacks
+assign between epochs), its loss and any hyperparameter of its own. It
+builds its trainable parts from the tapped shapes (`build`), says what of
+the teacher can be stored offline (`teacher_signature`, `prepare_teacher`),
+and computes its loss from the tapped values keyed by path
+(`compute_loss`). The Distiller's loss is
 
 ```
 alpha · hard-label loss + Σ_terms weight · factor · term loss
 ```
 
 where `factor` is `1 − alpha` for terms with `mixes_with_labels = True`
-(Hinton's soft targets) and 1 otherwise.
+(Hinton's soft targets) and 1 otherwise. Adding a method is one new `Term`
+subclass: the Distiller, `precompute` and the callbacks need no edit.
 
 Example, the distance loss of relational KD (Park et al., "Relational
-Knowledge Distillation", CVPR 2019) in a few lines:
+Knowledge Distillation", CVPR 2019); `examples/custom_term.py` has the
+whole of it:
 
 ```python
 import keras
 from keras import ops
-from keras import ops
 import keras_kd
 
 @keras.saving.register_keras_serializable(package="my_terms")
-class RKDDistance(keras_kd.terms.Term):
+class EmbeddingDistance(keras_kd.terms.Term):
     def __init__(self, teacher_layer, student_layer, **kwargs):
         super().__init__(**kwargs)
         self.teacher_layer, self.student_layer = teacher_layer, student_layer
@@ -38,14 +39,13 @@ class RKDDistance(keras_kd.terms.Term):
         return [self.student_layer]
 
     def compute_loss(self, teacher, student, sample_weight=None):
-        ...  # teacher[self.teacher_layer], student[self.student_layer]
+        t, s = teacher[self.teacher_layer], student[self.student_layer]
+        return ops.mean(ops.square(ops.mean(t, -1) - ops.mean(s, -1)), -1)
 
     def get_config(self):
         return {**super().get_config(), "teacher_layer": self.teacher_layer,
                 "student_layer": self.student_layer}
 ```
-
-See `examples/custom_term.py` for the whole of it.
 """
 
 import collections.abc
@@ -54,8 +54,6 @@ import keras
 from keras import ops
 
 from keras_kd.capture import OUTPUT
-from keras_kd.capture import Tap
-from keras_kd.layer_pairs import split_teacher_path
 from keras_kd.utils import compat
 from keras_kd.utils.validation import check_non_negative
 
@@ -65,7 +63,8 @@ class TapValues(collections.abc.Mapping):
 
     `values[path]` is a float tensor; `values.mask(path)` its boolean
     `(batch, steps)` mask or `None`; `values.logits` the model's logits (on
-    the teacher side, a list with one tensor per teacher).
+    the teacher side, a list with one entry per teacher: a tensor, or a
+    dict of top-k targets when the teacher was precomputed with `top_k`).
     """
 
     def __init__(self, values, masks, logits):
@@ -100,9 +99,10 @@ class Term(keras.layers.Layer):
     `teacher_signature` (what precomputation stores), and `get_config`.
 
     Args:
-        weight: `≥ 0`, the term's weight; or a `keras.Variable` to share
-            (the Distiller shares its `attention_weight` this way).
-        name: the term's name; the Distiller logs `f"{name}_loss"`.
+        weight: `≥ 0`, the term's weight, kept in the non-trainable
+            variable `self.weight`.
+        name: the term's name; the Distiller logs `f"{name}_loss"` and
+            schedulers address the term by it.
     """
 
     #: Scaled by `1 − alpha` beside the hard-label loss (soft targets).
@@ -110,16 +110,16 @@ class Term(keras.layers.Layer):
     #: What a tap of this term reads from a layer: "output" or
     #: "attention_probabilities".
     tap_kind = OUTPUT
+    #: The weight a term gets when none is given.
+    default_weight = 1.0
 
-    def __init__(self, weight=1.0, name=None, **kwargs):
+    def __init__(self, weight=None, name=None, **kwargs):
         super().__init__(name=name, **kwargs)
-        if isinstance(weight, keras.Variable):
-            self.weight = weight
-        else:
-            weight = check_non_negative("weight", weight)
-            self.weight = self.add_weight(
-                name="weight", shape=(), trainable=False, dtype="float32",
-                initializer=keras.initializers.Constant(weight))
+        weight = check_non_negative(
+            "weight", self.default_weight if weight is None else weight)
+        self.weight = self.add_weight(
+            name="weight", shape=(), trainable=False, dtype="float32",
+            initializer=keras.initializers.Constant(weight))
 
     def teacher_taps(self):
         """Teacher layer paths this term reads; `"i:path"` names teacher
@@ -140,9 +140,17 @@ class Term(keras.layers.Layer):
         """
 
     def teacher_signature(self, path):
-        """Names what `prepare_teacher(path, ·)` returns, for precomputed
-        data: values stored under another signature are not this term's."""
-        return self.tap_kind
+        """Names what `prepare_teacher(path, ·)` returns.
+
+        Terms whose signatures agree share one prepared teacher value (and
+        one stored copy offline); data stored under another signature is
+        not this term's. A term that keeps `prepare_teacher` as it is reads
+        the raw value (`"raw"`); one that overrides it gets a signature of
+        its own unless it names one here.
+        """
+        if type(self).prepare_teacher is Term.prepare_teacher:
+            return "raw"
+        return f"{type(self).__name__}.{self.name}"
 
     def prepare_teacher(self, path, value):
         """The teacher value as the loss uses it (and precompute stores)."""
@@ -178,19 +186,9 @@ class Term(keras.layers.Layer):
             return compat.scale_for_replicas(values)
         return compat.reduce_per_example(values, sample_weight)
 
-    def taps(self):
-        """`[(side, teacher_index, Tap)]` this term reads."""
-        found = []
-        for path in self.teacher_taps():
-            index, layer_path = split_teacher_path(path, None, "taps")
-            found.append(("teacher", index, Tap(layer_path, self.tap_kind)))
-        for path in self.student_taps():
-            found.append(("student", None, Tap(path, self.tap_kind)))
-        return found
-
     def get_config(self):
         config = super().get_config()
-        config.update({"weight": float(self.weight.numpy())})
+        config.update({"weight": float(ops.convert_to_numpy(self.weight))})
         return config
 
 

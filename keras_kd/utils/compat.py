@@ -31,6 +31,8 @@ PRIVATE_ATTRIBUTES = {
         "reducing per-example term values as a Keras loss does",
     ("keras.src.losses.loss", "scale_loss_for_distribution"):
         "scaling scalar term values by the replicas in sync",
+    ("keras.src.losses.loss", "unscale_loss_for_distribution"):
+        "logging each term's value as Keras logs its loss",
     ("keras.KerasTensor", "_keras_history"):
         "the layer behind a model output or input (softmax check, names)",
     ("tf_keras.src.backend", "get_default_graph_uid_map"):
@@ -117,6 +119,23 @@ def reduce_per_example(values, sample_weight=None):
                                   reduction="sum_over_batch_size")
 
 
+def unscale_for_replicas(value):
+    """Undoes `scale_for_replicas`, for logging (as Keras's loss tracker)."""
+    from keras.src.losses.loss import unscale_loss_for_distribution
+
+    return unscale_loss_for_distribution(value)
+
+
+def do_not_convert(fn):
+    """`fn` kept out of AutoGraph's conversion (on TensorFlow; as it is on
+    other backends): the capture hooks are plain Python around a call."""
+    if keras.backend.backend() != "tensorflow":
+        return fn
+    import tensorflow as tf
+
+    return tf.autograph.experimental.do_not_convert(fn)
+
+
 def scale_for_replicas(value):
     """`value` divided by the replicas in sync, as Keras scales losses."""
     from keras.src.losses.loss import scale_loss_for_distribution
@@ -156,6 +175,8 @@ def symbolic_build_multi_worker(model, original, iterator=None,
     replica's batch has the same shapes and needs no communication. Other
     strategies run Keras's own code (`original`).
     """
+    if keras.backend.backend() != "tensorflow":
+        return original(iterator=iterator, data_batch=data_batch)
     import tensorflow as tf
 
     strategy = model.distribute_strategy
@@ -177,3 +198,39 @@ def set_initial_epoch(model, epoch):
     """The epoch `fit` starts from, set from `on_train_begin` (as Keras's
     own `BackupAndRestore` does)."""
     model._initial_epoch = epoch
+
+
+def reducible_logs(logs):
+    """Step logs Keras can reduce across workers.
+
+    Under `MultiWorkerMirroredStrategy` Keras 3 reduces each returned value
+    with `strategy.reduce("MEAN", value, axis=0)`, which fails for scalars
+    ("Invalid reduction dimension 0", keras-team/keras#20585): they get
+    that axis. Epoch logs and `History` come from the metrics themselves.
+    Other strategies and backends get `logs` as they are.
+    """
+    if keras.backend.backend() != "tensorflow":
+        return logs
+    import tensorflow as tf
+
+    if not isinstance(tf.distribute.get_strategy(),
+                      tf.distribute.MultiWorkerMirroredStrategy):
+        return logs
+    return {name: keras.ops.reshape(value, (1,))
+            if len(value.shape) == 0 else value
+            for name, value in logs.items()}
+
+
+def dataset_label_spec(data):
+    """The label spec of a `tf.data.Dataset` of `(x, y[, w])`, else `None`.
+    """
+    import sys
+
+    tf = sys.modules.get("tensorflow")
+    if tf is None or not isinstance(data, tf.data.Dataset):
+        return None
+    spec = data.element_spec
+    if isinstance(spec, tuple) and len(spec) >= 2 and isinstance(
+            spec[1], tf.TensorSpec):
+        return spec[1]
+    return None

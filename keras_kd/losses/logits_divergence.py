@@ -1,0 +1,54 @@
+"""The base of divergences between teacher and student logits."""
+
+import keras
+from keras import ops
+
+from keras_kd.utils.validation import check_positive
+
+
+class LogitsDivergence(keras.losses.Loss):
+    """A divergence of softened teacher and student distributions.
+
+    `loss(teacher_logits, student_logits)` forms `log p = log_softmax(t/T)`
+    and `log q = log_softmax(s/T)` (never `log(softmax)`), computes the
+    subclass's `divergence(log_p, log_q)` over the last axis in float32 and
+    multiplies it by `T²`, which keeps the gradient scale of soft targets
+    about independent of `T` (Hinton et al., 2015).
+
+    The temperature is a float, or a `keras.Variable` that a term owns:
+    `keras_kd.terms.SoftTargetTerm` binds its own `temperature` variable
+    here, so one variable governs both and a scheduler that assigns it is
+    seen inside compiled steps.
+
+    Args:
+        temperature: `T > 0` (or a scalar `keras.Variable`).
+        reduction: Keras loss reduction (the batch mean by default).
+        name: name of the loss.
+        dtype: dtype of the loss computation.
+    """
+
+    def __init__(self, temperature=1.0, reduction="sum_over_batch_size",
+                 name=None, dtype=None):
+        super().__init__(name=name, reduction=reduction, dtype=dtype)
+        if not isinstance(temperature, keras.Variable):
+            temperature = check_positive("temperature", temperature)
+        self.temperature = temperature
+
+    def divergence(self, log_p, log_q):
+        """Per-row divergence of teacher `log_p` and student `log_q`."""
+        raise NotImplementedError(
+            f"{type(self).__name__} must implement `divergence`.")
+
+    def call(self, y_true, y_pred):
+        temperature = ops.cast(self.temperature, "float32")
+        log_p = ops.log_softmax(ops.cast(y_true, "float32") / temperature,
+                                axis=-1)
+        log_q = ops.log_softmax(ops.cast(y_pred, "float32") / temperature,
+                                axis=-1)
+        return self.divergence(log_p, log_q) * ops.square(temperature)
+
+    def get_config(self):
+        config = super().get_config()
+        config.update({"temperature": float(ops.convert_to_numpy(
+            self.temperature))})
+        return config
