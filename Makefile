@@ -16,10 +16,20 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 
 install: $(VENV)/.installed
 
+# The Distiller's tests, run again on the JAX backend (the compression path
+# and the disk store's own tests are TensorFlow's).
+JAX_TESTS := $(addprefix tests/test_,$(addsuffix .py,distiller terms hints \
+	multi_teacher callbacks capture keras_hub masked_sequences precompute \
+	top_k_targets attention_map_kd attention_transfer soft_target_kd labels \
+	shorthands tap_plan errors model_checks mixed_precision layer_paths \
+	layer_pairs))
+
 test: $(VENV)/.installed
 	$(PY) -m flake8 keras_kd keras_kd_examples tests examples benchmarks
 	# Two processes, one per core, each test file in one of them.
 	$(PY) -m pytest -q -n 2 --dist loadfile tests
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n 2 --dist loadfile \
+	  -m "not slow" $(JAX_TESTS)
 
 # Real Fashion-MNIST comes offline from Debian's dataset-fashion-mnist.
 $(FASHION_MNIST):

@@ -245,11 +245,12 @@ class LayerCapture:
         for tap, (target, index) in self._targets.items():
             if target is not layer or tap.kind != kind:
                 continue
-            if tap in self._records and _graph_of(
-                    self._records[tap].value) is not _graph_of(value):
+            trace = (_graph_of(value), compat.in_symbolic_scope())
+            if tap in self._records and self._traces[tap] != trace:
                 # Keras built the model by a symbolic call first (a
                 # subclassed model's first call): the real pass replaces it.
                 del self._records[tap]
+            self._traces[tap] = trace
             if tap in self._records:
                 raise ValueError(
                     f"The {self.argument} layer '{tap.path}' was called more "
@@ -283,7 +284,7 @@ class LayerCapture:
         return Captured(ops.copy(value), mask)
 
     def __enter__(self):
-        self._records = {}
+        self._records, self._traces = {}, {}
         for tap, (layer, _) in self._targets.items():
             _install(layer, tap.kind)
         _active().append(self)

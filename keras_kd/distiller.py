@@ -167,7 +167,7 @@ class Distiller(keras.Model):
             return raw
 
         try:
-            raw = compat.compute_output_spec(probe, spec)
+            raw = compat.compute_output_spec_static(probe, spec)
         except ValueError as e:
             if "incompatible with the layer" not in str(e):
                 raise
@@ -309,8 +309,7 @@ class Distiller(keras.Model):
     def _teacher_pass(self, x, y):
         """Labels and `(logits, values, masks)` of the teachers."""
         requests = self.plan.teacher_requests
-        if isinstance(y, dict) and (teacher_values.TEACHER_LOGITS in y or
-                                    teacher_values.TEACHER_TOP_K in y):
+        if teacher_values.is_stored(y):
             logits, values = teacher_values.stored_values(
                 y, requests, len(self.teachers))
             return y[teacher_values.LABELS], (logits, values, {})
@@ -355,6 +354,10 @@ class Distiller(keras.Model):
                 lambda v: np.asarray(v)[:4], x))
         labels = np.asarray(y) if isinstance(y, (np.ndarray, list)) else (
             compat.dataset_label_spec(x))
+        if teacher_values.is_stored(labels):
+            teacher_values.check_stored(labels, self.plan.teacher_requests,
+                                        len(self.teachers))
+            labels = labels[teacher_values.LABELS]
         if labels is not None and self.student_loss_fn is not None:
             classes = (model_checks.num_classes(self.student)
                        or model_checks.num_classes(self.teacher))

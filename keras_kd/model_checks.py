@@ -110,7 +110,8 @@ def check_logits_by_value(models, inputs):
             raise ValueError(
                 f"The {argument} must output logits, but the outputs of "
                 f"{argument} '{model.name}' on a probe batch are "
-                "non-negative and sum to 1 per row: probabilities, from a softmax somewhere (a layer, an "
+                "non-negative and sum to 1 per row: probabilities, from a "
+                "softmax somewhere (a layer, an "
                 "activation, a `Lambda` or `ops.softmax` in `call`). Remove "
                 "the softmax: the Distiller applies its own temperature "
                 "softmax. If these really are logits, pass "

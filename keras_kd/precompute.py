@@ -5,9 +5,9 @@ What a Distiller needs from its teachers is its tap plan's list of
 the term that reads it prepares the value (`term.prepare_teacher`). Each
 has a key, `"i:path|kind|preparation"`
 (`"0:backbone/block2_out|output|attention_map(p=2.0)"`), under which
-precomputed data stores it; a Distiller looks its values up by key, so data stored for
-other layers, another `p` or another term is a clear error, never a silently
-different loss.
+precomputed data stores it; a Distiller looks its values up by key, so data
+stored for other layers, another `p` or another term is a clear error,
+never a silently different loss.
 """
 
 import keras
@@ -140,7 +140,8 @@ def precompute_teacher(teacher, dataset, batch_size=256,
 
     Returns:
         An unbatched dataset of `(x, {"y": y, "teacher_logits": t,
-        "teacher_values": {key: value}})`, keys as `keras_kd.tap_plan.key_string` makes them
+        "teacher_values": {key: value}})`, keys as
+        `keras_kd.tap_plan.key_string` makes them
         (`"teacher_top_k"`: `{"log_probs", "indices", "tail_log_prob"}`
         instead of `"teacher_logits"` with `top_k`).
 
@@ -159,6 +160,20 @@ def precompute_teacher(teacher, dataset, batch_size=256,
     return run_teachers(teachers, dataset, requests, batch_size=batch_size,
                         in_memory=in_memory, directory=directory,
                         top_k=top_k, shard_size=shard_size, verbose=verbose)
+
+
+def compiled(fn):
+    """`fn` compiled by the backend: a `tf.function` on TensorFlow,
+    `jax.jit` on JAX (the frozen teachers' weights become constants), as it
+    is elsewhere."""
+    backend = keras.backend.backend()
+    if backend == "tensorflow":
+        return tf.function(fn)
+    if backend == "jax":
+        import jax
+
+        return jax.jit(fn)
+    return fn
 
 
 def _check_dataset(dataset, teachers, batch_size):
@@ -202,7 +217,6 @@ def run_teachers(teachers, dataset, requests, batch_size=256,
                          f"Received: shard_size={shard_size!r}")
     logits_key = TEACHER_LOGITS if top_k is None else TEACHER_TOP_K
 
-    @tf.function
     def forward(x):
         logits, values, _ = forward_teachers(teachers, requests, x)
         logits = [ops.cast(t, "float32") for t in logits]
@@ -213,9 +227,12 @@ def run_teachers(teachers, dataset, requests, batch_size=256,
         return logits, {key: ops.cast(value, "float32")
                         for key, value in values.items()}, finite
 
+    forward = compiled(forward)
+
     def batches(data):
         """`(x, y, outputs)` NumPy batches, outputs keyed as stored."""
         for x, y in data.batch(batch_size):
+            x = keras.tree.map_structure(np.asarray, x)
             logits, values, finite = forward(x)
             if not bool(finite):
                 raise ValueError("The teacher produced non-finite logits.")
@@ -283,11 +300,15 @@ def _run_to_store(teachers, dataset, requests, batches, progbar, directory,
     return open_teacher_store(directory)
 
 
-def stored_values(y, requests, num_teachers):
-    """Teacher logits and values from precomputed labels `y`.
+def is_stored(y):
+    """Whether labels `y` (values or specs) carry precomputed teachers."""
+    return isinstance(y, dict) and (TEACHER_LOGITS in y or
+                                    TEACHER_TOP_K in y)
 
-    Top-k targets come back as one dict per teacher; `SoftTargetTerm`
-    expands them once the number of classes is known.
+
+def check_stored(y, requests, num_teachers):
+    """Checks precomputed labels `y` (tensors or their specs) against what
+    the Distiller's terms need, before any step runs.
 
     Raises:
         ValueError: naming the keys the Distiller needs and those stored,
@@ -295,13 +316,9 @@ def stored_values(y, requests, num_teachers):
     """
     top_k = y.get(TEACHER_TOP_K)
     stacked = y[TEACHER_LOGITS] if top_k is None else top_k[LOG_PROBS]
-    if num_teachers == 1 and len(stacked.shape) == 2:
-        logits = [y[TEACHER_LOGITS] if top_k is None else dict(top_k)]
-    elif len(stacked.shape) == 3 and stacked.shape[1] == num_teachers:
-        logits = [y[TEACHER_LOGITS][:, i] if top_k is None else
-                  {name: value[:, i] for name, value in top_k.items()}
-                  for i in range(num_teachers)]
-    else:
+    rank = len(stacked.shape)
+    if not ((num_teachers == 1 and rank == 2) or (
+            rank == 3 and stacked.shape[1] == num_teachers)):
         raise ValueError(
             f"The precomputed teacher logits have shape "
             f"{tuple(stacked.shape)}, but the Distiller has {num_teachers} "
@@ -315,4 +332,23 @@ def stored_values(y, requests, num_teachers):
             f"Distiller's terms need. Needed: {needed}; stored: "
             f"{sorted(stored)}; missing: {missing}. Precompute with "
             "`distiller.precompute(dataset)`, which stores exactly these.")
-    return logits, {key: stored[key] for key in needed}
+
+
+def stored_values(y, requests, num_teachers):
+    """Teacher logits and values from precomputed labels `y` (checked by
+    `check_stored`).
+
+    Top-k targets come back as one dict per teacher; `SoftTargetTerm`
+    expands them once the number of classes is known.
+    """
+    check_stored(y, requests, num_teachers)
+    top_k = y.get(TEACHER_TOP_K)
+    if num_teachers == 1 and len((y[TEACHER_LOGITS] if top_k is None
+                                  else top_k[LOG_PROBS]).shape) == 2:
+        logits = [y[TEACHER_LOGITS] if top_k is None else dict(top_k)]
+    else:
+        logits = [y[TEACHER_LOGITS][:, i] if top_k is None else
+                  {name: value[:, i] for name, value in top_k.items()}
+                  for i in range(num_teachers)]
+    stored = y.get(TEACHER_VALUES, {})
+    return logits, {r.key: stored[r.key] for r in requests}

@@ -75,6 +75,19 @@ def make_token_transformer(heads, name, dim=16, length=6, vocab=20,
                        name=name)
 
 
+def value_and_gradient(fn, x):
+    """`(fn(x), d fn / d x)` as NumPy, on the TensorFlow or JAX backend."""
+    if keras.backend.backend() == "jax":
+        import jax
+
+        value, gradient = jax.value_and_grad(fn)(x)
+        return np.asarray(value), np.asarray(gradient)
+    variable = tf.Variable(x)
+    with tf.GradientTape() as tape:
+        value = fn(variable)
+    return value.numpy(), tape.gradient(value, variable).numpy()
+
+
 @pytest.fixture
 def data():
     rng = np.random.default_rng(0)

@@ -11,8 +11,8 @@ import keras_kd
 
 
 def feature(model, layer, x):
-    return keras.Model(model.input, model.get_layer(layer).output)(
-        x, training=False).numpy()
+    return np.asarray(keras.Model(model.input, model.get_layer(
+        layer).output)(x, training=False))
 
 
 def make_distiller(pairs=(("relu1", "conv2"),), **compile_kwargs):
@@ -99,7 +99,8 @@ def test_hint_weight_schedule_and_precomputed_hints(data):
     offline = distiller.evaluate(stored.batch(8), verbose=0,
                                  return_dict=True)
     assert offline["hint_loss"] == pytest.approx(live["hint_loss"], rel=1e-5)
-    with pytest.raises(ValueError, match=r"missing: \['0:relu1\|output\|raw'\]"):
+    with pytest.raises(ValueError,
+                       match=r"missing: \['0:relu1\|output\|raw'\]"):
         logits_only = keras_kd.precompute_teacher(
             distiller.teacher, tf.data.Dataset.from_tensor_slices((x, y)),
             verbose=0)

@@ -44,8 +44,8 @@ def make_distiller(**compile_kwargs):
 
 
 def features(model, layer, x):
-    return keras.Model(model.input, model.get_layer(layer).output)(
-        x).numpy().astype(np.float64)
+    return np.asarray(keras.Model(model.input, model.get_layer(
+        layer).output)(x), np.float64)
 
 
 def masked_attention_transfer(teacher, student, valid):

@@ -184,7 +184,8 @@ def resolve_variables(distiller, name):
     if not found:
         raise ValueError(
             f"The Distiller '{distiller.name}' has no such Distiller "
-            f"variable or term: no term uses `{name}`. Terms: {[t.name for t in terms]}; a "
+            f"variable or term: no term uses `{name}`. Terms: "
+            f"{[t.name for t in terms]}; a "
             "scheduler takes 'alpha', 'temperature', 'attention_weight', "
             "'hint_weight', a term name or 'term_name.variable'.")
     return found, check

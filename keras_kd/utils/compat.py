@@ -24,6 +24,8 @@ PRIVATE_ATTRIBUTES = {
     ("keras.src.backend", "set_keras_mask"): "attaching Keras masks",
     ("keras.src.backend", "compute_output_spec"):
         "shapes of tapped layers from a symbolic trace",
+    ("keras.src.backend.common.symbolic_scope", "in_symbolic_scope"):
+        "telling a model's symbolic build call from its real pass",
     ("keras.src.models.functional.Functional", "_run_through_graph"):
         "replaying a Functional graph (tf_keras twins)",
     ("keras.Sequential", "_functional"): "the graph of a built Sequential",
@@ -73,11 +75,37 @@ def set_keras_mask(x, mask):
     backend.set_keras_mask(x, mask)
 
 
+def in_symbolic_scope():
+    """Whether Keras is tracing symbolically (building a model)."""
+    from keras.src.backend.common.symbolic_scope import in_symbolic_scope
+
+    return in_symbolic_scope()
+
+
 def compute_output_spec(fn, *args, **kwargs):
     """Traces `fn` on `keras.KerasTensor` inputs; returns output specs."""
     from keras.src import backend
 
     return backend.compute_output_spec(fn, *args, **kwargs)
+
+
+def compute_output_spec_static(fn, spec):
+    """`compute_output_spec(fn, spec)`; where JAX's shape polymorphism
+    cannot decide a comparison of an unknown length (keras-hub's
+    `PositionEmbedding` checks it against its maximum), traced again with
+    the unknown non-batch sizes set to 8."""
+    try:
+        return compute_output_spec(fn, spec)
+    except Exception as e:
+        if type(e).__name__ != "InconclusiveDimensionOperation":
+            raise
+
+    def static(t):
+        shape = (t.shape[0],) + tuple(8 if d is None else d
+                                      for d in t.shape[1:])
+        return keras.KerasTensor(shape, t.dtype)
+
+    return compute_output_spec(fn, keras.tree.map_structure(static, spec))
 
 
 def flash_attention_flag(layer):
@@ -222,8 +250,9 @@ def reducible_logs(logs):
 
 
 def dataset_label_spec(data):
-    """The label spec of a `tf.data.Dataset` of `(x, y[, w])`, else `None`.
-    """
+    """The label spec of a `tf.data.Dataset` of `(x, y[, w])` (a
+    `tf.TensorSpec`, or a dict of them for precomputed teachers), else
+    `None`."""
     import sys
 
     tf = sys.modules.get("tensorflow")
@@ -231,6 +260,6 @@ def dataset_label_spec(data):
         return None
     spec = data.element_spec
     if isinstance(spec, tuple) and len(spec) >= 2 and isinstance(
-            spec[1], tf.TensorSpec):
+            spec[1], (tf.TensorSpec, dict)):
         return spec[1]
     return None
