@@ -53,6 +53,7 @@ from keras_kd.compression.tflite_eval import _litert  # noqa: E402
 from keras_kd.compression.tflite_eval import read_tflite  # noqa: E402
 from keras_kd_examples.models import cnn_student  # noqa: E402
 from keras_kd_examples import datasets  # noqa: E402
+from keras_kd_examples.cli import description  # noqa: E402
 
 TEACHER = "saved_models/fashion_mnist/teacher.keras"
 
@@ -169,7 +170,7 @@ def verdict(ok):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--epochs", type=int, default=4)
     parser.add_argument("--prune-epochs", type=int, default=2)
     parser.add_argument("--qat-epochs", type=int, default=1)

@@ -38,6 +38,7 @@ from keras_kd_examples.fashion_mnist_job import cosine_adam  # noqa: E402
 from keras_kd_examples.fashion_mnist_job import load_teacher  # noqa: E402
 from keras_kd_examples.fashion_mnist_job import make_student  # noqa: E402
 from keras_kd_examples.timing import summary  # noqa: E402
+from keras_kd_examples.cli import description  # noqa: E402
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -73,7 +74,7 @@ def train_pair(seed, teacher, x_train, y_train, offline, test, args):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=CONFIG["epochs"])
     parser.add_argument("--temperature", type=float,

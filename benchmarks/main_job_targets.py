@@ -12,6 +12,7 @@ Usage:
 import argparse
 import json
 import sys
+from keras_kd_examples.cli import description
 
 # What the main job aims for (the end-to-end issue): minimum accuracy of the
 # distilled student, its minimum gain over the student alone, the largest
@@ -46,7 +47,7 @@ def check_targets(results, targets=TARGETS):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--results",
                         default="saved_models/fashion_mnist/results.json")
     args = parser.parse_args(argv)

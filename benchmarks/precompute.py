@@ -36,10 +36,11 @@ import keras_kd  # noqa: E402
 from keras_kd_examples.timing import PAIRS  # noqa: E402
 from keras_kd_examples.timing import make_cnn  # noqa: E402
 from keras_kd_examples.timing import timed_fit_data  # noqa: E402
+from keras_kd_examples.cli import description  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--samples", type=int, default=8192)
     parser.add_argument("--epochs", type=int, default=7,
                         help="epochs per variant, alternating; the first "

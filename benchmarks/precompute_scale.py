@@ -31,6 +31,7 @@ import shutil
 import subprocess
 import sys
 import time
+from keras_kd_examples.cli import description
 
 os.environ.setdefault("KERAS_BACKEND", "tensorflow")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -207,7 +208,7 @@ def top_k_error():
 def main():
     from keras_kd.top_k_targets import TAIL_TEMPERATURES
 
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--sizes", default="60000,250000,1000000")
     parser.add_argument("--work-dir", default="/tmp/kd_scale")
     parser.add_argument("--top-k-only", action="store_true",

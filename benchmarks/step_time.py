@@ -45,6 +45,7 @@ from keras_kd_examples.timing import PAIRS  # noqa: E402
 from keras_kd_examples.timing import make_cnn  # noqa: E402
 from keras_kd_examples.timing import timed_fit  # noqa: E402
 from keras_kd_examples.timing import timed_inference  # noqa: E402
+from keras_kd_examples.cli import description  # noqa: E402
 
 
 def fresh_student(width, weights):
@@ -172,7 +173,7 @@ def run_transformer(args, length=64):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--samples", type=int, default=4096)
     parser.add_argument("--epochs", type=int, default=4,
                         help="epochs per variant; the first is a warm-up")

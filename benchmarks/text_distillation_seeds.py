@@ -27,10 +27,11 @@ import keras  # noqa: E402
 
 from keras_kd_examples import text_job  # noqa: E402
 from keras_kd_examples.timing import summary  # noqa: E402
+from keras_kd_examples.cli import description  # noqa: E402
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--student-epochs", type=int,
                         default=text_job.CONFIG["student_epochs"])

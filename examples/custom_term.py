@@ -31,6 +31,8 @@ from keras import ops  # noqa: E402
 
 import keras_kd  # noqa: E402
 from keras_kd_examples import datasets  # noqa: E402
+from keras_kd_examples.cli import chance_note  # noqa: E402
+from keras_kd_examples.cli import description  # noqa: E402
 
 """
 ## The term
@@ -101,7 +103,7 @@ def cnn(width, name):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[2])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--quick", action="store_true",
                         help="2,000 training examples, 1 epoch each")
     parser.add_argument("--data-dir", default=None,
@@ -127,6 +129,8 @@ def main(argv=None):
     logs = distiller.evaluate(x_test, y_test, verbose=0, return_dict=True)
     print(f"distilled student: {logs['accuracy']:.4f} test accuracy, "
           f"rkd_distance_loss {logs['rkd_distance_loss']:.4f}")
+    if args.quick:
+        print(chance_note([logs["accuracy"]], 10, "--quick"))
 
 
 if __name__ == "__main__":

@@ -31,6 +31,7 @@ import numpy as np  # noqa: E402
 import keras_kd  # noqa: E402
 from keras_kd_examples.models import cnn_student  # noqa: E402
 from keras_kd_examples import datasets  # noqa: E402
+from keras_kd_examples.cli import chance_note  # noqa: E402
 
 """
 ## Configuration
@@ -129,6 +130,8 @@ def main():
     print("|---|---:|---:|")
     for name, params, acc in rows:
         print(f"| {name} | {params:,} | {100 * acc:.2f}% |")
+    if args.quick:
+        print(chance_note([acc for _, _, acc in rows], 10, "--quick"))
 
 
 if __name__ == "__main__":

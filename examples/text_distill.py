@@ -60,6 +60,7 @@ from keras_kd.capture import LayerCapture  # noqa: E402
 from keras_kd.capture import Tap  # noqa: E402
 from keras_kd_examples import text_job  # noqa: E402
 from keras_kd_examples.io import write_text_atomic  # noqa: E402
+from keras_kd_examples.cli import description  # noqa: E402
 
 OUT_DIR = "saved_models/text"
 MODES = {
@@ -141,7 +142,7 @@ def gzip_kb(model):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[1])
+    parser = argparse.ArgumentParser(description=description(__doc__))
     group = parser.add_mutually_exclusive_group()
     group.add_argument("--full", action="store_true", help="train longer")
     group.add_argument("--smoke", action="store_true",

@@ -61,6 +61,7 @@ import numpy as np  # noqa: E402
 import keras_kd  # noqa: E402
 from keras_kd_examples.io import write_text_atomic  # noqa: E402
 from keras_kd_examples import datasets  # noqa: E402
+from keras_kd_examples.cli import chance_note  # noqa: E402
 
 """
 ## Configuration
@@ -218,13 +219,14 @@ def main():
         keras.utils.set_random_seed(2)
         student = make_student()
         student.set_weights(initial_weights)
-        distiller = keras_kd.Distiller(teacher, student,
-                                       attention_pairs=pairs)
+        terms = [keras_kd.terms.AttentionMapTerm(
+            pairs, loss_fn=keras_kd.losses.AttentionMapKD(mode="kl"),
+            weight=CONFIG["attention_weight"], name="attention")] if (
+                pairs) else []
+        distiller = keras_kd.Distiller(teacher, student, terms=terms)
         distiller.compile(
             optimizer=optimizer(student_steps), metrics=["accuracy"],
-            temperature=CONFIG["temperature"], alpha=CONFIG["alpha"],
-            attention_weight=CONFIG["attention_weight"],
-            attention_map_loss_fn=keras_kd.losses.AttentionMapKD(mode="kl"))
+            temperature=CONFIG["temperature"], alpha=CONFIG["alpha"])
         distiller.fit(x_train, y_train, epochs=settings["student_epochs"],
                       **fit_args)
         students[key] = student
@@ -260,6 +262,9 @@ def main():
         gain = 100 * (results[key] - results["student_scratch_accuracy"])
         print(f"Gain over the student alone, {name}: {gain:+.2f} points")
     print(f"({results['minutes']} min)")
+    if args.smoke:
+        print(chance_note([results[k] for k in results
+                           if k.endswith("accuracy")], 10, "--smoke"))
     if args.out_dir:
         os.makedirs(args.out_dir, exist_ok=True)
         write_text_atomic(os.path.join(args.out_dir, "results.json"),

@@ -14,6 +14,7 @@ from keras_kd.tap_plan import TapPlan
 from keras_kd.terms import shorthands
 from keras_kd.terms.soft_targets import normalized_weights
 from keras_kd.terms.term import as_term_list
+from keras_kd.terms.term import check_term_names
 from keras_kd.utils import compat
 from keras_kd.utils.validation import check_bool
 from keras_kd.utils.validation import check_unit_interval
@@ -23,10 +24,10 @@ from keras_kd.utils.validation import check_unit_interval
 class Distiller(keras.Model):
     """Distils frozen teacher(s) into a student in one pass per step.
 
-    Keras runs the step (`fit`, `evaluate`, any backend, `tf.distribute`
-    and `keras.distribution`); the Distiller gathers what its terms read
-    from one student pass (training mode) and one pass of each teacher
-    (inference mode; none with `precompute`), and sums the loss:
+    Keras runs the step (`fit`, `evaluate`, any backend, `tf.distribute`,
+    `keras.distribution`); the Distiller reads what its terms need from one
+    student pass (training mode) and one pass of each teacher (inference
+    mode; none after `precompute`), and sums
 
     ```
     loss = alpha · hard_label_loss(y, s)
@@ -35,36 +36,32 @@ class Distiller(keras.Model):
     ```
 
     Terms (`keras_kd.terms`) are the whole configuration: each owns its
-    layer pairs, weight, loss and temperature. `attention_pairs` and
-    `hint_pairs` are shorthands that build `AttentionTransferTerm` (feature
-    maps, weight 500), `AttentionMapTerm` (`MultiHeadAttention`
-    probabilities, weight 1) and `HintTerm` (weight 1); a `SoftTargetTerm`
-    (`T = 3`) is there unless `terms` gives one. Each term logs
-    `f"{term.name}_loss"`. Layer paths reach anything: nested layers,
-    sublayers of keras-hub encoders, `"lstm[0]"`, `"1:path"` of teacher 1.
+    layer pairs, weight, loss and temperature, and logs
+    `f"{term.name}_loss"`. `attention_pairs` and `hint_pairs` are
+    shorthands for `AttentionTransferTerm` (feature maps, weight 500),
+    `AttentionMapTerm` (`MultiHeadAttention` probabilities, weight 1) and
+    `HintTerm` (weight 1); a `SoftTargetTerm` (`T = 3`) is there unless
+    `terms` gives one (`keras_kd.terms.shorthands`). Layer paths reach
+    nested layers, sublayers of keras-hub encoders, `"lstm[0]"`, and
+    `"1:path"` of teacher 1.
 
     References: Hinton et al., "Distilling the Knowledge in a Neural
-    Network", 2015; Zagoruyko & Komodakis, "Paying More Attention to
-    Attention", ICLR 2017; Romero et al., "FitNets", ICLR 2015; Wang et
-    al., "MiniLM", NeurIPS 2020.
+    Network", 2015; Zagoruyko & Komodakis, ICLR 2017; Romero et al.,
+    "FitNets", ICLR 2015; Wang et al., "MiniLM", NeurIPS 2020.
 
     Args:
-        teacher: a trained `keras.Model` that outputs logits, or a list.
-            Teachers are frozen and always run with `training=False`.
-        student: the `keras.Model` to train, outputting logits for the
-            same classes.
-        attention_pairs: optional `(teacher_layer, student_layer[,
-            weight])` of channels-last feature maps or of two
-            `MultiHeadAttention` layers.
-        hint_pairs: optional `(teacher_layer, student_layer[, weight])` of
-            features of the same rank.
-        teacher_weights: with several teachers, their weights in the soft
-            targets (normalised to sum 1; equal by default).
+        teacher: a trained `keras.Model` that outputs logits, or a list;
+            frozen, always run with `training=False`.
+        student: the `keras.Model` to train (logits for the same classes).
+        attention_pairs: `(teacher_layer, student_layer[, weight])` of
+            feature maps or of two `MultiHeadAttention` layers.
+        hint_pairs: `(teacher_layer, student_layer[, weight])` of features
+            of the same rank.
+        teacher_weights: weights of several teachers in the soft targets.
         terms: further `keras_kd.terms.Term` objects; a `SoftTargetTerm`
             here replaces the default one.
-        check_logits: refuse a teacher or student whose outputs on a probe
-            batch look like probabilities (`False` for the rare logits
-            that do).
+        check_logits: refuse models whose outputs on a probe batch look
+            like probabilities (`False` for logits that do).
         name: name of the Distiller model.
 
     Example:
@@ -85,7 +82,6 @@ class Distiller(keras.Model):
         "conv")], terms=[keras_kd.terms.SoftTargetTerm(temperature=4.0)])
     distiller.compile(optimizer="adam", metrics=["accuracy"], alpha=0.1)
     # distiller.fit(x_train, y_train, epochs=3)
-    # distiller.student.save("student.keras")
     ```
     """
 
@@ -105,7 +101,7 @@ class Distiller(keras.Model):
             teachers, student, *pairs,
             normalized_weights(teacher_weights, len(teachers)),
             as_term_list(terms))
-        _check_term_names(self.terms)
+        check_term_names(self.terms)
         self.plan = TapPlan(self.terms, len(teachers))
         self.plan.resolve(teachers, student)
         self.alpha = self.add_weight(
@@ -146,36 +142,9 @@ class Distiller(keras.Model):
                 for layer in compat.direct_sublayers(term)]
 
     def _build_terms(self, spec):
-        """Traces one symbolic pass to learn the tapped shapes, then builds
-        every term (checks, connectors) before any training."""
-
-        def probe(x):
-            for model in [self.student] + self.teachers:
-                if not model.built:  # a subclassed model builds by a call
-                    model(x, training=False)
-            raw = {}
-            models = [(i, t, self.plan.teacher_taps(i))
-                      for i, t in enumerate(self.teachers)]
-            for index, model, taps in models + [
-                    (None, self.student, self.plan.student_taps)]:
-                side = "student" if index is None else "teacher"
-                with LayerCapture(model, taps, side) as capture:
-                    model(x, training=False)
-                raw[side if index is None else str(index)] = {
-                    f"{t.path}|{t.kind}": v.value
-                    for t, v in capture.result().items()}
-            return raw
-
-        try:
-            raw = compat.compute_output_spec_static(probe, spec)
-        except ValueError as e:
-            if "incompatible with the layer" not in str(e):
-                raise
-            raise ValueError(
-                "Teacher and student must accept the same inputs: the "
-                "Distiller gives both the same batch. Received inputs "
-                f"{keras.tree.map_structure(lambda t: t.shape, spec)} that "
-                f"one of them rejects: {e}") from e
+        """Builds every term (checks, connectors) from the tapped shapes
+        of one symbolic pass, before any training."""
+        raw = self.plan.probe(self.teachers, self.student, spec)
         for term in self.terms:
             if not term.built:
                 term.build(*self.plan.shapes(term, raw))
@@ -227,14 +196,8 @@ class Distiller(keras.Model):
                 hint_loss_fn: replace those terms' losses.
             **kwargs: passed to `keras.Model.compile` (`jit_compile`, ...).
         """
-        if loss is not None and student_loss_fn is not None:
-            raise ValueError(
-                "`compile` takes the hard-label loss once: `loss` or its "
-                f"alias `student_loss_fn`. Received: loss={loss!r} and "
-                f"student_loss_fn={student_loss_fn!r}")
-        self.student_loss_fn = label_checks.student_loss(
-            student_loss_fn if loss is None else loss,
-            "loss" if student_loss_fn is None else "student_loss_fn")
+        self.student_loss_fn = label_checks.student_loss(loss,
+                                                         student_loss_fn)
         alpha = check_unit_interval("alpha", alpha)
         given = {"temperature": temperature,
                  "distillation_loss_fn": distillation_loss_fn,
@@ -274,7 +237,8 @@ class Distiller(keras.Model):
             y_pred = self(x, training=training)
         own = [compat.scale_for_replicas(ops.sum(ops.cast(v, "float32")))
                for v in self.losses]  # read before the teachers run
-        labels, teacher = self._teacher_pass(x, y)
+        labels, teacher = teacher_values.teacher_pass(
+            self.teachers, self.plan.teacher_requests, x, y)
         logits = ops.cast(y_pred["logits"], "float32")
         student = (logits, y_pred["values"], y_pred["masks"])
         alpha = ops.cast(self.alpha, "float32")
@@ -306,15 +270,6 @@ class Distiller(keras.Model):
                 f"values (batch,). Received shape {tuple(value.shape)}")
         return value
 
-    def _teacher_pass(self, x, y):
-        """Labels and `(logits, values, masks)` of the teachers."""
-        requests = self.plan.teacher_requests
-        if teacher_values.is_stored(y):
-            logits, values = teacher_values.stored_values(
-                y, requests, len(self.teachers))
-            return y[teacher_values.LABELS], (logits, values, {})
-        return y, teacher_values.forward_teachers(self.teachers, requests, x)
-
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y, dict) and teacher_values.LABELS in y:
             y = y[teacher_values.LABELS]
@@ -324,6 +279,9 @@ class Distiller(keras.Model):
 
     def train_step(self, *args, **kwargs):
         return compat.reducible_logs(super().train_step(*args, **kwargs))
+
+    def test_step(self, *args, **kwargs):
+        return compat.reducible_logs(super().test_step(*args, **kwargs))
 
     def _maybe_symbolic_build(self, iterator=None, data_batch=None):
         # Keras's own fails under MultiWorkerMirroredStrategy (#20585).
@@ -346,23 +304,12 @@ class Distiller(keras.Model):
         return self.student.predict(x, *args, **kwargs)
 
     def _check_data(self, x, y, argument):
-        """Labels the loss cannot take and softmax outputs, before
-        training; a graph error deep in the step would say much less."""
-        arrays = (np.ndarray, list, dict)
-        if isinstance(x, arrays) and not self._logits_checked:
+        """Softmax outputs, labels the loss cannot take, stored teacher
+        values the terms do not find: before training, not in a step."""
+        if isinstance(x, (np.ndarray, list, dict)):
             self._check_outputs(keras.tree.map_structure(
                 lambda v: np.asarray(v)[:4], x))
-        labels = np.asarray(y) if isinstance(y, (np.ndarray, list)) else (
-            compat.dataset_label_spec(x))
-        if teacher_values.is_stored(labels):
-            teacher_values.check_stored(labels, self.plan.teacher_requests,
-                                        len(self.teachers))
-            labels = labels[teacher_values.LABELS]
-        if labels is not None and self.student_loss_fn is not None:
-            classes = (model_checks.num_classes(self.student)
-                       or model_checks.num_classes(self.teacher))
-            label_checks.check_labels(labels, classes, self.student_loss_fn,
-                                      argument)
+        label_checks.check_fit_data(self, x, y, argument)
 
     def precompute(self, dataset, batch_size=256, in_memory=True,
                    directory=None, top_k=None, shard_size=16384, verbose=1):
@@ -405,13 +352,3 @@ class Distiller(keras.Model):
         for key in ("student", "terms"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
-
-
-def _check_term_names(terms):
-    names = [term.name for term in terms]
-    duplicates = sorted({n for n in names if names.count(n) > 1})
-    if duplicates:
-        raise ValueError(
-            f"Each term of a Distiller needs its own name (its loss is "
-            f"logged as '<name>_loss'). Received the names {names}; "
-            f"repeated: {duplicates}")

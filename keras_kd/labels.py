@@ -26,7 +26,10 @@ distiller.fit(x, keras.utils.to_categorical(y, 10))
 import keras
 import numpy as np
 
+from keras_kd import model_checks
+from keras_kd import precompute as teacher_values
 from keras_kd.terms.loss_term import as_loss
+from keras_kd.utils import compat
 
 _FROM_LOGITS = {
     "sparse_categorical_crossentropy":
@@ -40,8 +43,16 @@ _DENSE = (keras.losses.CategoricalCrossentropy,
           keras.losses.KLDivergence)
 
 
-def student_loss(loss, argument="loss"):
-    """The hard-label loss for `compile(loss=...)` (see the module)."""
+def student_loss(loss, student_loss_fn=None):
+    """The hard-label loss for `compile(loss=...)` (see the module);
+    `student_loss_fn` is its alias."""
+    if loss is not None and student_loss_fn is not None:
+        raise ValueError(
+            "`compile` takes the hard-label loss once: `loss` or its alias "
+            f"`student_loss_fn`. Received: loss={loss!r} and "
+            f"student_loss_fn={student_loss_fn!r}")
+    argument = "loss" if student_loss_fn is None else "student_loss_fn"
+    loss = loss if student_loss_fn is None else student_loss_fn
     if loss is None:
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     if isinstance(loss, str) and loss in _FROM_LOGITS:
@@ -101,6 +112,22 @@ def check_labels(labels, classes, loss, argument):
             f"Argument `{argument}` must hold integer class labels in "
             f"[0, {classes}) for a student with {classes} classes. "
             f"Received labels from {labels.min()} to {labels.max()}.")
+
+
+def check_fit_data(distiller, x, y, argument):
+    """Checks the labels of `fit`/`evaluate` data (arrays, or a
+    `tf.data.Dataset`'s spec) and any precomputed teacher values in them
+    against what `distiller` needs."""
+    labels = np.asarray(y) if isinstance(y, (np.ndarray, list)) else (
+        compat.dataset_label_spec(x))
+    if teacher_values.is_stored(labels):
+        teacher_values.check_stored(labels, distiller.plan.teacher_requests,
+                                    len(distiller.teachers))
+        labels = labels[teacher_values.LABELS]
+    if labels is not None and distiller.student_loss_fn is not None:
+        classes = (model_checks.num_classes(distiller.student)
+                   or model_checks.num_classes(distiller.teacher))
+        check_labels(labels, classes, distiller.student_loss_fn, argument)
 
 
 def _rows_sum_to_one(labels):

@@ -64,6 +64,15 @@ def forward_teachers(teachers, requests, x):
     return logits, values, masks
 
 
+def teacher_pass(teachers, requests, x, y):
+    """Labels and the teachers' `(logits, values, masks)`: stored in
+    precomputed labels `y`, or from one live pass on `x`."""
+    if is_stored(y):
+        logits, values = stored_values(y, requests, len(teachers))
+        return y[LABELS], (logits, values, {})
+    return y, forward_teachers(teachers, requests, x)
+
+
 def layer_requests(teachers, attention_layers=None, hint_layers=None,
                    p=2.0):
     """What the terms a Distiller builds for these teacher layers store.

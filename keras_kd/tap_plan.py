@@ -21,10 +21,13 @@ plan.teacher_requests    # what precompute stores, keyed "0:conv2|output|raw"
 
 import collections
 
+import keras
+
 from keras_kd.capture import LayerCapture
 from keras_kd.capture import Tap
 from keras_kd.layer_pairs import split_teacher_path
 from keras_kd.terms.term import TapValues
+from keras_kd.utils import compat
 
 TapKey = collections.namedtuple(
     "TapKey", ["side", "teacher_index", "path", "kind", "preparation"])
@@ -112,12 +115,47 @@ class TapPlan:
                 masks[key] = found.mask
         return values, masks
 
+    def probe(self, teachers, student, spec):
+        """Raw tapped values of one symbolic pass on inputs `spec`, in the
+        form `shapes` reads.
+
+        Raises:
+            ValueError: when teacher and student reject the same inputs.
+        """
+
+        def run(x):
+            for model in [student] + teachers:
+                if not model.built:  # a subclassed model builds by a call
+                    model(x, training=False)
+            raw = {}
+            for name, model, taps in [
+                    (str(i), t, self.teacher_taps(i))
+                    for i, t in enumerate(teachers)] + [
+                    ("student", student, self.student_taps)]:
+                side = "student" if name == "student" else "teacher"
+                with LayerCapture(model, taps, side) as capture:
+                    model(x, training=False)
+                raw[name] = {f"{t.path}|{t.kind}": v.value
+                             for t, v in capture.result().items()}
+            return raw
+
+        try:
+            return compat.compute_output_spec_static(run, spec)
+        except ValueError as e:
+            if "incompatible with the layer" not in str(e):
+                raise
+            raise ValueError(
+                "Teacher and student must accept the same inputs: the "
+                "Distiller gives both the same batch. Received inputs "
+                f"{keras.tree.map_structure(lambda t: t.shape, spec)} that "
+                f"one of them rejects: {e}") from e
+
     def shapes(self, term, raw):
         """`({path: shape}, {path: shape})` of `term`'s raw tapped values.
 
         Args:
-            raw: `{"0": {"path|kind": value}, ..., "student": {...}}`, the
-                raw values of each teacher (by index) and of the student.
+            raw: `probe`'s `{"0": {"path|kind": value}, ..., "student":
+                {...}}`, the raw values of each teacher and of the student.
         """
         teacher = {path: tuple(raw[str(index)][f"{tap.path}|{tap.kind}"]
                                .shape)

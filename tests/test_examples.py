@@ -302,6 +302,8 @@ def test_help(script, example_runs):
     run = example_runs[script]
     assert run["code"] == 0, run["stderr"][-3000:]
     assert "usage:" in run["stdout"] and "--help" in run["stdout"]
+    described = run["stdout"].split("\n\n")[1]  # after the usage
+    assert described.rstrip().endswith((".", "?")), described
 
 
 def test_main_job_without_teacher_says_how_to_make_one(example_runs):

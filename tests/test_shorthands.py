@@ -7,6 +7,8 @@ import pytest
 import keras_kd
 from conftest import make_cnn
 from conftest import make_token_transformer
+from keras_kd.terms.shorthands import COMPILE_SHORTHANDS
+from keras_kd.terms.shorthands import resolve_variables
 
 
 def distiller_with(term, **kwargs):
@@ -50,6 +52,21 @@ def test_each_term_has_its_own_default_weight():
     features = keras_kd.Distiller(make_cnn(8, "t"), make_cnn(4, "s"),
                                   attention_pairs=[("conv2", "conv2")])
     assert float(features.terms[1].weight) == 500.0  # β/2 of AT
+
+
+def test_every_compile_shorthand_is_a_compile_argument():
+    import inspect
+
+    arguments = inspect.signature(keras_kd.Distiller.compile).parameters
+    assert set(COMPILE_SHORTHANDS) <= set(arguments)
+    distiller = keras_kd.Distiller(make_cnn(8, "teacher"),
+                                   make_cnn(4, "student"),
+                                   hint_pairs=[("conv2", "conv2")])
+    (weight,), _ = resolve_variables(distiller, "hint.weight")
+    assert weight is distiller.terms[1].weight
+    (alpha,), check = resolve_variables(distiller, "alpha")
+    with pytest.raises(ValueError, match="alpha"):
+        check("alpha", 1.5)
 
 
 def test_a_shorthand_no_term_uses_is_an_error():

@@ -204,3 +204,14 @@ def as_term_list(terms):
             "Argument `terms` must be a list of `keras_kd.terms.Term` "
             f"objects. Received: terms={terms!r}")
     return list(terms)
+
+
+def check_term_names(terms):
+    """Each term of a Distiller needs its own name."""
+    names = [term.name for term in terms]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise ValueError(
+            f"Each term of a Distiller needs its own name (its loss is "
+            f"logged as '<name>_loss'). Received the names {names}; "
+            f"repeated: {duplicates}")
