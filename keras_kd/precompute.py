@@ -122,9 +122,10 @@ def precompute_teacher(teacher, dataset, batch_size=256,
             multi-teacher Distiller (then logits are stored as
             `(teachers, classes)` per example, and layer paths may name a
             teacher with an index prefix, `"1:stage2_out"`).
-        dataset: an *unbatched* `tf.data.Dataset` of `(x, y)` that yields the
-            same order every time it is iterated (no shuffling before this
-            call: shuffle the returned dataset instead).
+        dataset: an *unbatched* `tf.data.Dataset` of `(x, y)` or `(x, y,
+            sample_weight)` that yields the same order every time it is
+            iterated (no shuffling before this call: shuffle the returned
+            dataset instead). Sample weights stay the third element.
         batch_size: batch size of the teacher's pass.
         attention_layers: optional teacher layer paths to store maps of.
         hint_layers: optional teacher layer paths to store features of.
@@ -191,9 +192,10 @@ def _check_dataset(dataset, teachers, batch_size):
             "Argument `dataset` must be an unbatched tf.data.Dataset of "
             f"(x, y). Received: dataset of type {type(dataset).__name__}")
     spec = dataset.element_spec
-    if not (isinstance(spec, tuple) and len(spec) == 2):
+    if not (isinstance(spec, tuple) and len(spec) in (2, 3)):
         raise ValueError(
-            "Argument `dataset` must yield (x, y) pairs. Received: dataset "
+            "Argument `dataset` must yield (x, y) pairs or (x, y, "
+            "sample_weight) triples. Received: dataset "
             f"with element_spec={spec}")
     if isinstance(batch_size, bool) or not isinstance(batch_size, int) or (
             batch_size < 1):
@@ -239,8 +241,9 @@ def run_teachers(teachers, dataset, requests, batch_size=256,
     forward = compiled(forward)
 
     def batches(data):
-        """`(x, y, outputs)` NumPy batches, outputs keyed as stored."""
-        for x, y in data.batch(batch_size):
+        """`(x, y, outputs, weights)` NumPy batches, outputs keyed as
+        stored; `weights` is `()` or `(sample_weight,)`."""
+        for x, y, *weights in data.batch(batch_size):
             x = keras.tree.map_structure(np.asarray, x)
             logits, values, finite = forward(x)
             if not bool(finite):
@@ -251,7 +254,7 @@ def run_teachers(teachers, dataset, requests, batch_size=256,
                 outputs[TEACHER_VALUES] = {k: np.asarray(v)
                                            for k, v in values.items()}
             yield (keras.tree.map_structure(np.asarray, x), np.asarray(y),
-                   outputs)
+                   outputs, tuple(np.asarray(w) for w in weights))
 
     cardinality = int(dataset.cardinality())
     steps = None if cardinality < 0 else -(-cardinality // batch_size)
@@ -260,9 +263,9 @@ def run_teachers(teachers, dataset, requests, batch_size=256,
         return _run_to_store(teachers, dataset, requests, batches, progbar,
                              directory, top_k, shard_size, batch_size)
     parts = []
-    for step, (x, y, outputs) in enumerate(batches(dataset)):
+    for step, (x, y, outputs, weights) in enumerate(batches(dataset)):
         parts.append((x if in_memory else None, y if in_memory else None,
-                      outputs))
+                      outputs, weights))
         progbar.update(step + 1)
     if not parts:
         raise ValueError("Argument `dataset` is empty.")
@@ -271,17 +274,21 @@ def run_teachers(teachers, dataset, requests, batch_size=256,
         return np.concatenate(leaves)
 
     extras = keras.tree.map_structure(concatenate,
-                                      *[outputs for _, _, outputs in parts])
+                                      *[part[2] for part in parts])
     if in_memory:
         x_all = keras.tree.map_structure(concatenate,
-                                         *[x for x, _, _ in parts])
-        y_all = np.concatenate([y for _, y, _ in parts])
+                                         *[part[0] for part in parts])
+        y_all = np.concatenate([part[1] for part in parts])
+        weights = tuple(np.concatenate(w) for w in zip(
+            *[part[3] for part in parts]))
         return tf.data.Dataset.from_tensor_slices(
-            (x_all, {LABELS: y_all, **extras}))
-    outputs = tf.data.Dataset.from_tensor_slices(extras)
-    # A parallel (still ordered) map: the restructuring is per example.
-    return tf.data.Dataset.zip((dataset, outputs)).map(
-        lambda pair, extra: (pair[0], {LABELS: pair[1], **extra}),
+            (x_all, {LABELS: y_all, **extras}) + weights)
+    outputs = tf.data.Dataset.zip((dataset, tf.data.Dataset.from_tensor_slices(
+        extras)))
+    # A parallel (still ordered) map: the restructuring is per example;
+    # sample weights stay the third element.
+    return outputs.map(
+        lambda pair, extra: (pair[0], {LABELS: pair[1], **extra}) + pair[2:],
         num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
 
 
@@ -298,9 +305,9 @@ def _run_to_store(teachers, dataset, requests, batches, progbar, directory,
         done = writer.examples_done
         start = done // batch_size
         try:
-            for step, (x, y, outputs) in enumerate(
+            for step, (x, y, outputs, weights) in enumerate(
                     batches(dataset.skip(done)), start=start):
-                writer.write((x, {LABELS: y, **outputs}), len(y))
+                writer.write((x, {LABELS: y, **outputs}) + weights, len(y))
                 progbar.update(step + 1)
             writer.finish()
         except BaseException:

@@ -26,12 +26,14 @@ CONFIG = {
     "student_widths": (24, 48, 64),
     "student_convs_per_stage": (1, 2, 1),
     "student_head": "flatten",
-    # 5 epochs keep `make demo` within 15 minutes on a 2-core AVX2-only
-    # machine: at 7 it took 16.9 min there (2026-11-24; 40-87 s an epoch),
-    # 10.4 min on an AVX512 host. 7 epochs gain about 0.35 pt alone and
-    # distilled (`benchmarks/distillation_seeds.py`, benchmarks/RESULTS.md:
-    # 92.60% distilled over 3 seeds at 5, 92.96% at 7): pass --epochs 7.
-    "epochs": 5,
+    # 3 epochs keep `make demo` under 10 minutes on a 2-core AVX2-only
+    # machine (5 took 12.9-21 min there: 40-87 s an epoch, 10 epochs with
+    # the baseline). `--full` trains 7, which gain about 0.35 pt over 5
+    # alone and distilled (`benchmarks/distillation_seeds.py`,
+    # benchmarks/RESULTS.md: 92.60% distilled over 3 seeds at 5, 92.96% at
+    # 7).
+    "epochs": 3,
+    "full_epochs": 7,
     "batch_size": 128,
     "learning_rate": 3e-3,
     # Chosen on 5 epochs with the 29,578-parameter student and a 93.39%
@@ -50,8 +52,10 @@ CONFIG = {
     "sparsity": 0.5,
     "prune_epochs": 1,
     "qat_epochs": 1,
-    # Batches of fine-tuning per pruning/QAT epoch (keeps `make demo` short).
-    "compression_batches": 200,
+    # Batches of fine-tuning per pruning/QAT epoch (keeps `make demo` short;
+    # `--full`: 200).
+    "compression_batches": 120,
+    "full_compression_batches": 200,
     # A stem convolution on one channel has 9 weights per filter: pruning
     # it costs far more accuracy than its 144 weights are worth.
     "keep_dense": ("stage1_conv",),

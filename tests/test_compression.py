@@ -303,17 +303,18 @@ def test_keras_applications_mobilenet_through_prune_qat_and_int8(tmp_path):
     assert results["sparsity"] >= 0.4
 
 
+def mlp(width, name):
+    inputs = keras.Input((12, 12, 1))
+    hidden = keras.layers.Dense(width, activation="relu")(
+        keras.layers.Flatten()(inputs))
+    return keras.Model(inputs, keras.layers.Dense(10)(hidden), name=name)
+
+
 def test_fine_tuning_loss_is_the_distillers(data):
     from keras_kd.compression.fine_tune import fine_tune
     from keras_kd.compression.twin import to_tf_keras
 
     x, y = data
-
-    def mlp(width, name):
-        inputs = keras.Input((12, 12, 1))
-        hidden = keras.layers.Dense(width, activation="relu")(
-            keras.layers.Flatten()(inputs))
-        return keras.Model(inputs, keras.layers.Dense(10)(hidden), name=name)
 
     teacher, student = mlp(32, "teacher"), mlp(8, "student")
     distiller = keras_kd.Distiller(teacher, student)
@@ -345,3 +346,25 @@ def test_fine_tuning_round_trips_its_config():
                         temperature=4.0)
     assert FineTuning.from_config(tuning.get_config()).get_config() == (
         tuning.get_config())
+
+
+def test_fine_tuning_takes_sample_weights_and_one_hot_labels(data):
+    """The loss of a weighted (and of a one-hot) batch is the Distiller's:
+    zero-weighted examples count in the divisor, as in Keras."""
+    from keras_kd.compression.fine_tune import fine_tune
+    from keras_kd.compression.twin import to_tf_keras
+
+    x, y = data
+    weights = np.r_[np.ones(16), np.zeros(16)].astype("float32")
+    teacher, student = mlp(32, "teacher"), mlp(8, "student")
+    distiller = keras_kd.Distiller(teacher, student)
+    distiller.compile(alpha=0.3, temperature=2.5)
+    expected = distiller.evaluate(x, y, sample_weight=weights, batch_size=32,
+                                  verbose=0, return_dict=True)["loss"]
+    settings = FineTuning(alpha=0.3, temperature=2.5, learning_rate=1e-12)
+    for labels in (y, keras.utils.to_categorical(y, 10)):
+        losses = fine_tune(
+            to_tf_keras(student), tf.data.Dataset.from_tensor_slices(
+                (x, labels, weights)).batch(32),
+            teacher=teacher, fine_tuning=settings, verbose=0)
+        assert losses[0] == pytest.approx(expected, rel=1e-5)

@@ -154,3 +154,25 @@ def test_a_batched_dataset_is_a_clear_error(data):
     with pytest.raises(ValueError, match="must be unbatched.*unbatch"):
         keras_kd.precompute_teacher(make_cnn(8, "teacher"),
                                     unbatched(x, y).batch(4), verbose=0)
+
+
+@pytest.mark.parametrize("where", ["memory", "zipped", "store"])
+def test_sample_weights_pass_through_precompute(data, tmp_path, where):
+    x, y = data
+    weights = np.linspace(0.0, 2.0, len(y)).astype("float32")
+    teacher = make_nested_teacher()
+    distiller = keras_kd.Distiller(teacher, make_cnn(4, "student"),
+                                   attention_pairs=PAIRS)
+    distiller.compile()
+    live = distiller.evaluate(x, y, sample_weight=weights, batch_size=8,
+                              verbose=0, return_dict=True)
+    triples = tf.data.Dataset.from_tensor_slices((x, y, weights))
+    stored = distiller.precompute(
+        triples, batch_size=5, verbose=0, in_memory=where == "memory",
+        directory=str(tmp_path / "store") if where == "store" else None)
+    assert len(stored.element_spec) == 3
+    offline = distiller.evaluate(stored.batch(8), verbose=0,
+                                 return_dict=True)
+    for key in ("loss", "student_loss", "distillation_loss",
+                "attention_loss"):
+        assert offline[key] == pytest.approx(live[key], rel=1e-5), key

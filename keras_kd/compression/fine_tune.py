@@ -106,7 +106,8 @@ def fine_tune(
     description="fine-tune",
     verbose=1,
 ):
-    """Trains a tf_keras `model` on `(x, y)` batches, distilling if asked.
+    """Trains a tf_keras `model` on `(x, y)` or `(x, y, sample_weight)`
+    batches (integer or one-hot labels), distilling if asked.
 
     Loss: `alpha · CE(y, s) + (1 − alpha) · T² KL(softmax(t/T) ‖
     softmax(s/T))` with a teacher, computed by the Distiller's own loss
@@ -125,22 +126,25 @@ def fine_tune(
     steps = count_batches(train_data)
     optimizer = tfk.optimizers.Adam(fine_tuning.learning_rate)
     callback_list = tfk.callbacks.CallbackList(list(callbacks), model=model)
-    hard_labels = keras.losses.SparseCategoricalCrossentropy(
-        from_logits=True)
+    sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    dense = keras.losses.CategoricalCrossentropy(from_logits=True)
     soft_targets = SoftTargetTerm(temperature=fine_tuning.temperature)
 
     @tf.function
-    def train_step(x, y):
+    def train_step(x, y, sample_weight=None):
         teacher_logits = (
             None if teacher is None else teacher(x, training=False)
         )
         with tf.GradientTape() as tape:
             logits = tf.cast(model(x, training=True), tf.float32)
-            loss = hard_labels(y, logits)
+            # Integer labels, or one-hot / soft rows of class weights.
+            hard_labels = dense if y.shape.rank == logits.shape.rank else (
+                sparse)
+            loss = hard_labels(y, logits, sample_weight=sample_weight)
             if teacher_logits is not None:
                 kd = soft_targets.compute_loss(
                     TapValues({}, {}, [teacher_logits]),
-                    TapValues({}, {}, logits))
+                    TapValues({}, {}, logits), sample_weight=sample_weight)
                 loss = alpha * loss + (1.0 - alpha) * kd
             total = loss + tf.add_n(model.losses) if model.losses else loss
         gradients = tape.gradient(total, model.trainable_variables)
@@ -154,9 +158,9 @@ def fine_tune(
             print(f"{description}: epoch {epoch + 1}/{epochs}")
         progbar = keras.utils.Progbar(steps, verbose=verbose)
         total, seen = 0.0, 0
-        for step, (x, y) in enumerate(train_data):
+        for step, (x, y, *weights) in enumerate(train_data):
             callback_list.on_train_batch_begin(step)
-            loss = float(train_step(x, y))
+            loss = float(train_step(x, y, *weights))
             callback_list.on_train_batch_end(step)
             if not math.isfinite(loss):
                 raise FloatingPointError(
