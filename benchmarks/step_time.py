@@ -11,8 +11,14 @@ Measures, on the same teacher, student and data:
   `FeatureDistillation` per layer pair (given our `AttentionTransfer` as its
   loss so that the loss math is identical; only the step structure differs),
 
-and prints the ratios. Targets: (c)/(d) <= 0.7 and (c) <= 1.1 * ((a) + (b)).
-Each figure is the median epoch time after one warm-up epoch.
+- (e) `keras_kd.Distiller` with soft targets only, against
+- (f) `keras.distillation.Distiller` with `LogitsDistillation` only,
+
+and prints the ratios. Targets: (c)/(d) <= 0.7 and (c) <= 1.1 * ((a) +
+(b)); (e)/(f) <= 1.0. Each figure is the median epoch time after one
+warm-up epoch. The script runs on the Keras backend it is given
+(`KERAS_BACKEND=jax python benchmarks/step_time.py`; TensorFlow by
+default).
 
 `--models transformer` measures (a)-(c) on keras-hub BERT classifiers
 (random init, no downloads): a 4-layer, 4-head, 128-wide teacher and a
@@ -94,14 +100,19 @@ def run(args, teacher_width):
     theirs.compile(optimizer="adam", loss=keras.losses.
                    SparseCategoricalCrossentropy(from_logits=True))
     figures["d"] = timed_fit(theirs, x, y, args.epochs, args.batch_size)
+    figures["e"], figures["f"] = logits_only(
+        teacher, lambda: fresh_student(sw, student_weights), x, y, args)
 
     labels = {
         "a": "plain student fit",
         "b": "teacher inference",
         "c": "keras_kd.Distiller (KD + AT, 2 pairs)",
         "d": "keras.distillation.Distiller (same losses)",
+        "e": "keras_kd.Distiller (KD only)",
+        "f": "keras.distillation.Distiller (KD only)",
     }
-    print(f"\nEpoch time, {args.samples} samples, batch {args.batch_size}, "
+    print(f"\n[{keras.backend.backend()}] Epoch time, "
+          f"{args.samples} samples, batch {args.batch_size}, "
           f"median of {args.epochs - 1} epochs after a warm-up; teacher "
           f"{teacher.count_params():,} params (width {teacher_width}), "
           f"student {make_cnn(sw, 's').count_params():,} params "
@@ -114,6 +125,28 @@ def run(args, teacher_width):
           f"{'OK' if ratio_cd <= 0.7 else 'MISSED'}")
     print(f"  (c)/((a)+(b)) = {ratio_cab:.2f}   (target <= 1.10) "
           f"{'OK' if ratio_cab <= 1.1 else 'MISSED'}")
+    print_logits_ratio(figures)
+
+
+def logits_only(teacher, fresh, x, y, args):
+    """Epoch times of both Distillers with soft targets + labels only."""
+    ours = keras_kd.Distiller(teacher, fresh())
+    ours.compile(optimizer="adam", temperature=4.0)
+    theirs = keras.distillation.Distiller(
+        teacher=teacher, student=fresh(),
+        distillation_losses=[keras.distillation.LogitsDistillation(
+            temperature=4.0, loss=keras.losses.KLDivergence())],
+        student_loss_weight=0.1)
+    theirs.compile(optimizer="adam", loss=keras.losses.
+                   SparseCategoricalCrossentropy(from_logits=True))
+    return (timed_fit(ours, x, y, args.epochs, args.batch_size),
+            timed_fit(theirs, x, y, args.epochs, args.batch_size))
+
+
+def print_logits_ratio(figures):
+    ratio = figures["e"] / figures["f"]
+    print(f"  (e)/(f)       = {ratio:.2f}   (target <= 1.00) "
+          f"{'OK' if ratio <= 1.0 else 'MISSED'}")
 
 
 def bert(layers, heads, hidden, name, length):
@@ -158,9 +191,13 @@ def run_transformer(args, length=64):
         "student_backbone/transformer_layer_1/self_attention_layer")])
     ours.compile(optimizer="adam", temperature=4.0, attention_weight=1.0)
     figures["c"] = timed_fit(ours, x, y, args.epochs, args.batch_size)
+    figures["e"], figures["f"] = logits_only(teacher, fresh, x, y, args)
     labels = {"a": "plain student fit", "b": "teacher inference",
-              "c": "keras_kd.Distiller (KD + attention maps)"}
-    print(f"\nkeras-hub BERT, epoch time, {samples} sequences of {length} "
+              "c": "keras_kd.Distiller (KD + attention maps)",
+              "e": "keras_kd.Distiller (KD only)",
+              "f": "keras.distillation.Distiller (KD only)"}
+    print(f"\n[{keras.backend.backend()}] keras-hub BERT, "
+          f"epoch time, {samples} sequences of {length} "
           f"tokens (padded), batch {args.batch_size}, median of "
           f"{args.epochs - 1} epochs after a warm-up; teacher "
           f"{teacher.count_params():,} params, student "
@@ -170,6 +207,7 @@ def run_transformer(args, length=64):
     ratio = figures["c"] / (figures["a"] + figures["b"])
     print(f"  (c)/((a)+(b)) = {ratio:.2f}   (target <= 1.15) "
           f"{'OK' if ratio <= 1.15 else 'MISSED'}")
+    print_logits_ratio(figures)
 
 
 def main():

@@ -60,6 +60,7 @@ from keras_kd.capture import LayerCapture  # noqa: E402
 from keras_kd.capture import Tap  # noqa: E402
 from keras_kd_examples import text_job  # noqa: E402
 from keras_kd_examples.io import write_text_atomic  # noqa: E402
+from keras_kd_examples.cli import chance_note  # noqa: E402
 from keras_kd_examples.cli import description  # noqa: E402
 
 OUT_DIR = "saved_models/text"
@@ -244,6 +245,12 @@ def main():
             f" ({r['int8_gzip_bytes'] / 1024:.0f} KB) | "
             f"{r['int8_latency_ms']:.3f} ms | {r['student_params']:,} "
             f"({r['teacher_params']:,}) |")
+    note = chance_note([a for r in results.values() for k, a in r.items()
+                        if k.endswith("accuracy")], 2, f"--{mode}") if (
+                            mode == "smoke") else ""
+    if note:
+        print(note)
+        lines += ["", note]
     lines += ["", "![accuracy vs size](accuracy_vs_size.png)", "",
               "![attention](attention.png)", ""]
     write_text_atomic(os.path.join(args.out_dir, "report.md"),

@@ -175,10 +175,7 @@ class Distiller(keras.Model):
         return {"logits": logits, "values": values, "masks": masks}
 
     def compile(self, optimizer="adam", loss=None, metrics=None, alpha=0.1,
-                student_loss_fn=None, temperature=None,
-                distillation_loss_fn=None, attention_weight=None,
-                attention_loss_fn=None, hint_weight=None, hint_loss_fn=None,
-                attention_map_loss_fn=None, **kwargs):
+                student_loss_fn=None, **kwargs):
         """Configures training; shorthands left out change no term.
 
         Args:
@@ -189,22 +186,19 @@ class Distiller(keras.Model):
             metrics: metrics on the student's logits.
             alpha: weight of the hard-label loss, in [0, 1]; terms that
                 mix with labels (soft targets) get `1 − alpha`.
-            temperature, attention_weight, hint_weight: set the soft-target
-                term's temperature and the attention and hint terms'
-                weights.
-            distillation_loss_fn, attention_loss_fn, attention_map_loss_fn,
-                hint_loss_fn: replace those terms' losses.
-            **kwargs: passed to `keras.Model.compile` (`jit_compile`, ...).
+            **kwargs: the term shorthands `temperature`, `attention_weight`,
+                `hint_weight` (set the soft-target term's temperature, the
+                attention and hint terms' weights), `distillation_loss_fn`,
+                `attention_loss_fn`, `attention_map_loss_fn`,
+                `hint_loss_fn` (replace their losses)
+                (`keras_kd.terms.shorthands`); the rest go to
+                `keras.Model.compile` (`jit_compile`, ...).
         """
         self.student_loss_fn = label_checks.student_loss(loss,
                                                          student_loss_fn)
         alpha = check_unit_interval("alpha", alpha)
-        given = {"temperature": temperature,
-                 "distillation_loss_fn": distillation_loss_fn,
-                 "attention_weight": attention_weight,
-                 "attention_loss_fn": attention_loss_fn,
-                 "hint_weight": hint_weight, "hint_loss_fn": hint_loss_fn,
-                 "attention_map_loss_fn": attention_map_loss_fn}
+        given = {name: kwargs.pop(name)
+                 for name in shorthands.COMPILE_SHORTHANDS if name in kwargs}
         shorthands.apply_compile(self.terms, given)
         self.plan = TapPlan(self.terms, len(self.teachers))  # new losses
         optimizer = keras.optimizers.get(optimizer)
@@ -247,7 +241,9 @@ class Distiller(keras.Model):
         logged = [(self._student_loss_tracker, value)]
         total = alpha * value + sum(own)
         for term, tracker in zip(self.terms, self._term_trackers):
-            value = self._term_loss(term, teacher, student, sample_weight)
+            value = term.reduced_loss(
+                *self.plan.term_inputs(term, teacher, student),
+                sample_weight=sample_weight)
             factor = ops.cast(term.weight, "float32")
             if term.mixes_with_labels:
                 factor = factor * (1.0 - alpha)
@@ -257,18 +253,6 @@ class Distiller(keras.Model):
             tracker.update_state(compat.unscale_for_replicas(value),
                                  sample_weight=ops.shape(logits)[0])
         return total
-
-    def _term_loss(self, term, teacher, student, sample_weight):
-        value = ops.cast(term.compute_loss(
-            *self.plan.term_inputs(term, teacher, student),
-            sample_weight=sample_weight), "float32")
-        if len(value.shape) == 1:
-            return term.reduce(value, sample_weight)
-        if len(value.shape) != 0:
-            raise ValueError(
-                f"Term '{term.name}' must return a scalar or per-example "
-                f"values (batch,). Received shape {tuple(value.shape)}")
-        return value
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y, dict) and teacher_values.LABELS in y:

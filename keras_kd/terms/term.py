@@ -186,6 +186,19 @@ class Term(keras.layers.Layer):
             return compat.scale_for_replicas(values)
         return compat.reduce_per_example(values, sample_weight)
 
+    def reduced_loss(self, teacher, student, sample_weight=None):
+        """`compute_loss` as a float32 scalar, reduced as a Keras loss."""
+        value = ops.cast(self.compute_loss(teacher, student,
+                                           sample_weight=sample_weight),
+                         "float32")
+        if len(value.shape) == 1:
+            return self.reduce(value, sample_weight)
+        if len(value.shape) != 0:
+            raise ValueError(
+                f"Term '{self.name}' must return a scalar or per-example "
+                f"values (batch,). Received shape {tuple(value.shape)}")
+        return value
+
     def get_config(self):
         config = super().get_config()
         config.update({"weight": float(ops.convert_to_numpy(self.weight))})
