@@ -12,6 +12,7 @@ from keras_kd.capture import LayerCapture
 from keras_kd.layer_pairs import parse_pairs
 from keras_kd.tap_plan import TapPlan
 from keras_kd.terms import shorthands
+from keras_kd.terms.pair_term import masked
 from keras_kd.terms.soft_targets import normalized_weights
 from keras_kd.terms.term import as_term_list
 from keras_kd.terms.term import check_term_names
@@ -233,7 +234,8 @@ class Distiller(keras.Model):
                for v in self.losses]  # read before the teachers run
         labels, teacher = teacher_values.teacher_pass(
             self.teachers, self.plan.teacher_requests, x, y)
-        logits = ops.cast(y_pred["logits"], "float32")
+        logits = masked(ops.cast(y_pred["logits"], "float32"),
+                        label_checks.token_mask(x, y_pred["logits"]))
         student = (logits, y_pred["values"], y_pred["masks"])
         alpha = ops.cast(self.alpha, "float32")
         value = self.student_loss_fn(labels, logits,

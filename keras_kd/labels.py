@@ -114,6 +114,25 @@ def check_labels(labels, classes, loss, argument):
             f"Received labels from {labels.min()} to {labels.max()}.")
 
 
+def token_mask(x, logits):
+    """The `(batch, steps)` mask of valid positions of sequence logits
+    `(batch, steps, classes)`: their Keras mask, else the `padding_mask`
+    of keras-hub inputs (`{"token_ids", "padding_mask"}`); `None` for
+    per-example logits or inputs without one.
+
+    With it the hard-label loss and the soft targets are means over valid
+    tokens: what padded positions hold changes no loss.
+    """
+    if len(logits.shape) != 3:
+        return None
+    mask = compat.get_keras_mask(logits)
+    if mask is None and isinstance(x, dict) and "padding_mask" in x:
+        mask = x["padding_mask"]
+    if mask is None or len(mask.shape) != 2:
+        return None
+    return keras.ops.cast(mask, "bool")
+
+
 def check_fit_data(distiller, x, y, argument):
     """Checks the labels of `fit`/`evaluate` data (arrays, or a
     `tf.data.Dataset`'s spec) and any precomputed teacher values in them

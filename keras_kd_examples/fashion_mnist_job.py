@@ -48,7 +48,7 @@ CONFIG = {
                         ("stage3_out", "stage3_out")],
     # 75% is too much for a 30k-parameter student in 200 + 200 fine-tuning
     # steps: on the 24k student it cost 2.9 pt (stem kept dense), 50% cost
-    # 0.8 pt. `benchmarks/compression.py` measures 75% with longer runs.
+    # 0.8 pt. `benchmarks/compression_figures.py` measures 75% with longer runs.
     "sparsity": 0.5,
     "prune_epochs": 1,
     "qat_epochs": 1,

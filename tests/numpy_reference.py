@@ -106,3 +106,40 @@ def ensemble_kd(teacher_logits_list, weights, student_logits, temperature):
     log_ps = log_softmax(np.asarray(student_logits, np.float64) / temperature)
     return float(np.mean(np.sum(p * (np.log(p) - log_ps), -1))
                  * temperature**2)
+
+
+def _softened(logits, temperature):
+    z = np.asarray(logits, np.float64) / temperature
+    return np.exp(log_softmax(z))
+
+
+def _kl_rows(a, b):
+    """Σ a log(a / b) per row; 0 · log 0 = 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        terms = np.where(a > 0, a * (np.log(a) - np.log(b)), 0.0)
+    return terms.sum(-1)
+
+
+def divergence(kind, teacher_logits, student_logits, temperature=1.0,
+               coefficient=None, mask=None):
+    """Mean over (valid) rows of T² · D(p, q) for the LM divergences:
+    "forward" KL(p‖q), "reverse" KL(q‖p), "jsd" with β, "skew" KL(p‖αp +
+    (1−α)q), "skew_reverse" KL(q‖αq + (1−α)p)."""
+    p = _softened(teacher_logits, temperature)
+    q = _softened(student_logits, temperature)
+    c = coefficient
+    if kind == "forward":
+        rows = _kl_rows(p, q)
+    elif kind == "reverse":
+        rows = _kl_rows(q, p)
+    elif kind == "jsd":
+        m = c * p + (1 - c) * q
+        rows = c * _kl_rows(p, m) + (1 - c) * _kl_rows(q, m)
+    elif kind == "skew":
+        rows = _kl_rows(p, c * p + (1 - c) * q)
+    else:
+        rows = _kl_rows(q, c * q + (1 - c) * p)
+    rows = rows * temperature**2
+    if mask is None:
+        return float(rows.mean())
+    return float(rows[mask].sum() / mask.sum())

@@ -22,7 +22,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def _load_benchmark():
     spec = importlib.util.spec_from_file_location(
         "compression_benchmark",
-        os.path.join(ROOT, "benchmarks", "compression.py"))
+        os.path.join(ROOT, "benchmarks", "compression_figures.py"))
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

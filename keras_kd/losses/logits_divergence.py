@@ -1,5 +1,7 @@
 """The base of divergences between teacher and student logits."""
 
+import math
+
 import keras
 from keras import ops
 
@@ -52,3 +54,24 @@ class LogitsDivergence(keras.losses.Loss):
         config.update({"temperature": float(ops.convert_to_numpy(
             self.temperature))})
         return config
+
+
+#: Log-probabilities are clamped here: `exp` of it is exactly 0 in float32.
+_LOG_FLOOR = -1e30
+
+
+def kl(log_a, log_b):
+    """`KL(a ‖ b) = Σ a (log a − log b)` over the last axis, from
+    log-probabilities. Both are clamped at −1e30, so a class with `a = 0`
+    (`log a = −inf`) adds exactly 0 in value and gradient, never NaN (and
+    one with `b = 0 < a`, an infinite divergence, a huge finite one)."""
+    log_a = ops.maximum(log_a, _LOG_FLOOR)
+    log_b = ops.maximum(log_b, _LOG_FLOOR)
+    return ops.sum(ops.exp(log_a) * (log_a - log_b), axis=-1)
+
+
+def log_mixture(log_a, log_b, weight):
+    """`log(weight · a + (1 − weight) · b)`, from log-probabilities, for
+    `0 < weight < 1`."""
+    return ops.logaddexp(log_a + math.log(weight),
+                         log_b + math.log(1.0 - weight))

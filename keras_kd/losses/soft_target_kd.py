@@ -1,9 +1,9 @@
 """Hinton soft-target knowledge-distillation loss."""
 
 import keras
-from keras import ops
 
 from keras_kd.losses.logits_divergence import LogitsDivergence
+from keras_kd.losses.logits_divergence import kl
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
@@ -55,4 +55,4 @@ class SoftTargetKD(LogitsDivergence):
                          name=name, dtype=dtype)
 
     def divergence(self, log_p, log_q):
-        return ops.sum(ops.exp(log_p) * (log_p - log_q), axis=-1)
+        return kl(log_p, log_q)

@@ -9,8 +9,10 @@ from keras_kd.losses.logits_divergence import LogitsDivergence
 from keras_kd.losses.soft_target_kd import SoftTargetKD
 from keras_kd.terms.loss_term import LossTerm
 from keras_kd.terms.loss_term import as_loss
+from keras_kd.terms.pair_term import masked
 from keras_kd.top_k_targets import expand_top_k
 from keras_kd.top_k_targets import is_top_k
+from keras_kd.utils import compat
 from keras_kd.utils.validation import check_non_negative
 from keras_kd.utils.validation import check_positive
 
@@ -97,7 +99,10 @@ class SoftTargetTerm(LossTerm):
         self.loss_fn = loss
 
     def compute_loss(self, teacher, student, sample_weight=None):
-        student_logits = ops.cast(student.logits, "float32")
+        # Sequence logits keep their mask of valid tokens (see
+        # `keras_kd.labels.token_mask`): the loss is a mean over them.
+        mask = compat.get_keras_mask(student.logits)
+        student_logits = masked(ops.cast(student.logits, "float32"), mask)
         classes = student_logits.shape[-1]
         temperature = ops.cast(self.temperature, "float32")
         teacher_logits = self.soft_target_logits(
@@ -114,7 +119,7 @@ class SoftTargetTerm(LossTerm):
                                 sample_weight=sample_weight)
         return self.loss_fn(
             ops.softmax(teacher_logits / temperature, axis=-1),
-            ops.softmax(student_logits / temperature, axis=-1),
+            masked(ops.softmax(student_logits / temperature, axis=-1), mask),
             sample_weight=sample_weight) * ops.square(temperature)
 
     def soft_target_logits(self, teacher_logits, temperature):

@@ -30,9 +30,9 @@
    and int8 files <= 0.6x the float32 file; builtins only.
 
 Usage:
-    python benchmarks/compression.py [--epochs 4] [--prune-epochs 2]
-    python benchmarks/compression.py --widths 16,32,64   # a 24k student
-    python benchmarks/compression.py --sequences-only    # section 6
+    python benchmarks/compression_figures.py [--epochs 4] [--prune-epochs 2]
+    python benchmarks/compression_figures.py --widths 16,32,64   # a 24k student
+    python benchmarks/compression_figures.py --sequences-only    # section 6
 """
 
 import argparse
