@@ -6,7 +6,7 @@ effect in compiled (`jit_compile=True`) steps without retracing. A
 schedule names `"alpha"`, `"temperature"`, `"attention_weight"`,
 `"hint_weight"`, a term's name (its weight) or `"term_name.variable"`
 (`keras_kd.terms.shorthands.resolve_variables`); a name no term uses is an
-error at the first epoch.
+error before training starts.
 """
 
 import keras
