@@ -233,7 +233,8 @@ class Distiller(keras.Model):
         own = [compat.scale_for_replicas(ops.sum(ops.cast(v, "float32")))
                for v in self.losses]  # read before the teachers run
         labels, teacher = teacher_values.teacher_pass(
-            self.teachers, self.plan.teacher_requests, x, y)
+            self.teachers, self.plan.teacher_requests, x, y,
+            len(y_pred["logits"].shape))
         logits = masked(ops.cast(y_pred["logits"], "float32"),
                         label_checks.token_mask(x, y_pred["logits"]))
         student = (logits, y_pred["values"], y_pred["masks"])

@@ -140,8 +140,9 @@ def check_fit_data(distiller, x, y, argument):
     labels = np.asarray(y) if isinstance(y, (np.ndarray, list)) else (
         compat.dataset_label_spec(x))
     if teacher_values.is_stored(labels):
-        teacher_values.check_stored(labels, distiller.plan.teacher_requests,
-                                    len(distiller.teachers))
+        teacher_values.check_stored(
+            labels, distiller.plan.teacher_requests, len(distiller.teachers),
+            model_checks.logits_rank(distiller.student))
         labels = labels[teacher_values.LABELS]
     if labels is not None and distiller.student_loss_fn is not None:
         classes = (model_checks.num_classes(distiller.student)

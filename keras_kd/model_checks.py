@@ -72,6 +72,13 @@ def _input_shape(model):
     return tuple(model.inputs[0].shape)
 
 
+def logits_rank(model):
+    """The rank of a graph model's batched output; `None` if unknown."""
+    if not compat.is_graph_model(model):
+        return None
+    return len(model.outputs[0].shape)
+
+
 def num_classes(model):
     if not compat.is_graph_model(model):
         return None  # Subclassed model: no symbolic output.

@@ -64,11 +64,12 @@ def forward_teachers(teachers, requests, x):
     return logits, values, masks
 
 
-def teacher_pass(teachers, requests, x, y):
+def teacher_pass(teachers, requests, x, y, logits_rank=None):
     """Labels and the teachers' `(logits, values, masks)`: stored in
     precomputed labels `y`, or from one live pass on `x`."""
     if is_stored(y):
-        logits, values = stored_values(y, requests, len(teachers))
+        logits, values = stored_values(y, requests, len(teachers),
+                                       logits_rank)
         return y[LABELS], (logits, values, {})
     return y, forward_teachers(teachers, requests, x)
 
@@ -322,9 +323,25 @@ def is_stored(y):
                                     TEACHER_TOP_K in y)
 
 
-def check_stored(y, requests, num_teachers):
+def _stacked(rank, num_teachers, logits_rank):
+    """Whether stored logits of `rank` hold several teachers on axis 1.
+
+    One teacher's logits are stored as they are (`(batch, classes)`, or
+    `(batch, steps, vocab)` for a language model); several teachers' are
+    stacked on axis 1. With the student's `logits_rank` known the two are
+    told apart; without it, rank 3 means stacked.
+    """
+    if logits_rank is not None:
+        return rank == logits_rank + 1
+    return rank == 3
+
+
+def check_stored(y, requests, num_teachers, logits_rank=None):
     """Checks precomputed labels `y` (tensors or their specs) against what
     the Distiller's terms need, before any step runs.
+
+    Args:
+        logits_rank: the rank of the student's batched logits, if known.
 
     Raises:
         ValueError: naming the keys the Distiller needs and those stored,
@@ -333,8 +350,10 @@ def check_stored(y, requests, num_teachers):
     top_k = y.get(TEACHER_TOP_K)
     stacked = y[TEACHER_LOGITS] if top_k is None else top_k[LOG_PROBS]
     rank = len(stacked.shape)
-    if not ((num_teachers == 1 and rank == 2) or (
-            rank == 3 and stacked.shape[1] == num_teachers)):
+    several = _stacked(rank, num_teachers, logits_rank)
+    if not ((num_teachers == 1 and not several and rank >= 2) or (
+            several and num_teachers > 1
+            and stacked.shape[1] == num_teachers)):
         raise ValueError(
             f"The precomputed teacher logits have shape "
             f"{tuple(stacked.shape)}, but the Distiller has {num_teachers} "
@@ -350,17 +369,16 @@ def check_stored(y, requests, num_teachers):
             "`distiller.precompute(dataset)`, which stores exactly these.")
 
 
-def stored_values(y, requests, num_teachers):
+def stored_values(y, requests, num_teachers, logits_rank=None):
     """Teacher logits and values from precomputed labels `y` (checked by
     `check_stored`).
 
     Top-k targets come back as one dict per teacher; `SoftTargetTerm`
     expands them once the number of classes is known.
     """
-    check_stored(y, requests, num_teachers)
+    check_stored(y, requests, num_teachers, logits_rank)
     top_k = y.get(TEACHER_TOP_K)
-    if num_teachers == 1 and len((y[TEACHER_LOGITS] if top_k is None
-                                  else top_k[LOG_PROBS]).shape) == 2:
+    if num_teachers == 1:
         logits = [y[TEACHER_LOGITS] if top_k is None else dict(top_k)]
     else:
         logits = [y[TEACHER_LOGITS][:, i] if top_k is None else

@@ -95,3 +95,33 @@ def test_token_mask_needs_sequence_logits():
     assert token_mask(x, keras.ops.zeros((2, 5))) is None
     assert token_mask(x, keras.ops.zeros((2, 3, 5))).shape == (2, 3)
     assert token_mask({"token_ids": 0}, keras.ops.zeros((2, 3, 5))) is None
+
+
+def test_top_k_teacher_log_probabilities_for_sequences(pair):
+    """The disk-free store with top-k keeps per-token targets of
+    `(steps, vocab)` logits; with k = V − 1 they are exact."""
+    import tensorflow as tf
+
+    teacher, student = pair
+    distiller = keras_kd.Distiller(teacher, student)
+    distiller.compile(temperature=2.0, alpha=0.5)
+    x, y, _ = batch()
+    live = distiller.evaluate(x, y, batch_size=6, verbose=0,
+                              return_dict=True)
+    unbatched = tf.data.Dataset.from_tensor_slices((x, y))
+    exact = distiller.precompute(unbatched, top_k=VOCABULARY - 1, verbose=0)
+    _, targets = next(iter(exact.batch(6)))
+    assert targets["teacher_top_k"]["log_probs"].shape == (
+        6, LENGTH, VOCABULARY - 1)
+    offline = distiller.evaluate(exact.batch(6), verbose=0,
+                                 return_dict=True)
+    for key in ("loss", "student_loss"):
+        assert offline[key] == pytest.approx(live[key], rel=1e-5), key
+    # A tiny KL (8.5e-4 here): float32 reconstruction error of the tail.
+    assert offline["distillation_loss"] == pytest.approx(
+        live["distillation_loss"], rel=1e-3)
+    eight = distiller.evaluate(distiller.precompute(
+        unbatched, top_k=8, verbose=0).batch(6), verbose=0, return_dict=True)
+    assert eight["distillation_loss"] != pytest.approx(
+        live["distillation_loss"], rel=1e-6)
+    assert np.isfinite(eight["loss"])
