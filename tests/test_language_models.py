@@ -43,10 +43,14 @@ def pair():
     return causal_lm(2, 32, "teacher"), causal_lm(1, 16, "student")
 
 
-def test_padded_positions_change_no_loss(pair):
-    teacher, student = pair
-    distiller = keras_kd.Distiller(teacher, student)
+def soft_targets_distiller(pair):
+    distiller = keras_kd.Distiller(*pair)
     distiller.compile(temperature=2.0, alpha=0.5)
+    return distiller
+
+
+def test_padded_positions_change_no_loss(pair):
+    distiller = soft_targets_distiller(pair)
     logs = []
     for pad_token in (0, 17):  # other tokens under padding_mask == False
         x, y, weights = batch(pad_token=pad_token)
@@ -59,8 +63,7 @@ def test_padded_positions_change_no_loss(pair):
 
 def test_losses_are_means_over_valid_tokens(pair):
     teacher, student = pair
-    distiller = keras_kd.Distiller(teacher, student)
-    distiller.compile(temperature=2.0, alpha=0.5)
+    distiller = soft_targets_distiller(pair)
     x, y, _ = batch()
     logs = distiller.evaluate(x, y, batch_size=6, verbose=0,
                               return_dict=True)
@@ -102,9 +105,7 @@ def test_top_k_teacher_log_probabilities_for_sequences(pair):
     `(steps, vocab)` logits; with k = V − 1 they are exact."""
     import tensorflow as tf
 
-    teacher, student = pair
-    distiller = keras_kd.Distiller(teacher, student)
-    distiller.compile(temperature=2.0, alpha=0.5)
+    distiller = soft_targets_distiller(pair)
     x, y, _ = batch()
     live = distiller.evaluate(x, y, batch_size=6, verbose=0,
                               return_dict=True)

@@ -2,14 +2,13 @@
 
 import keras
 
-from keras_kd.losses.logits_divergence import LogitsDivergence
+from keras_kd.losses.logits_divergence import MixtureDivergence
 from keras_kd.losses.logits_divergence import kl
 from keras_kd.losses.logits_divergence import log_mixture
-from keras_kd.utils.validation import check_positive
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class GeneralizedJSD(LogitsDivergence):
+class GeneralizedJSD(MixtureDivergence):
     """Generalized Jensen-Shannon divergence between teacher and student.
 
     With `p = softmax(t / T)` the teacher's and `q = softmax(s / T)` the
@@ -32,10 +31,8 @@ class GeneralizedJSD(LogitsDivergence):
 
     Args:
         beta: `0 < β < 1` (default 0.5).
-        temperature: `T > 0` (default 1).
-        reduction: Keras loss reduction (the batch mean by default).
-        name: name of the loss.
-        dtype: dtype of the loss computation.
+        temperature, reduction, name, dtype: as `LogitsDivergence`
+            (`T = 1` by default).
 
     Example:
 
@@ -48,27 +45,14 @@ class GeneralizedJSD(LogitsDivergence):
     ```
     """
 
+    coefficient_name = "beta"
+
     def __init__(self, beta=0.5, temperature=1.0,
                  reduction="sum_over_batch_size", name="generalized_jsd",
                  dtype=None):
-        super().__init__(temperature=temperature, reduction=reduction,
-                         name=name, dtype=dtype)
-        self.beta = _check_open_unit_interval("beta", beta)
+        super().__init__(beta, temperature, reduction, name, dtype)
 
     def divergence(self, log_p, log_q):
         log_m = log_mixture(log_p, log_q, self.beta)
         return self.beta * kl(log_p, log_m) + (1.0 - self.beta) * kl(
             log_q, log_m)
-
-    def get_config(self):
-        config = super().get_config()
-        config.update({"beta": self.beta})
-        return config
-
-
-def _check_open_unit_interval(name, value):
-    value = check_positive(name, value)
-    if not value < 1.0:
-        raise ValueError(
-            f"Argument `{name}` must be in (0, 1). Received: {name}={value!r}")
-    return value

@@ -5,6 +5,7 @@ import math
 import keras
 from keras import ops
 
+from keras_kd.utils.validation import check_open_unit_interval
 from keras_kd.utils.validation import check_positive
 
 
@@ -53,6 +54,26 @@ class LogitsDivergence(keras.losses.Loss):
         config = super().get_config()
         config.update({"temperature": float(ops.convert_to_numpy(
             self.temperature))})
+        return config
+
+
+class MixtureDivergence(LogitsDivergence):
+    """A `LogitsDivergence` with one mixture coefficient in (0, 1), kept
+    as the attribute and config key `coefficient_name` (`"beta"`,
+    `"alpha"`)."""
+
+    coefficient_name = "coefficient"
+
+    def __init__(self, coefficient, temperature=1.0,
+                 reduction="sum_over_batch_size", name=None, dtype=None):
+        super().__init__(temperature=temperature, reduction=reduction,
+                         name=name, dtype=dtype)
+        setattr(self, self.coefficient_name, check_open_unit_interval(
+            self.coefficient_name, coefficient))
+
+    def get_config(self):
+        config = super().get_config()
+        config[self.coefficient_name] = getattr(self, self.coefficient_name)
         return config
 
 

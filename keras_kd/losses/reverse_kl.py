@@ -29,10 +29,8 @@ class ReverseKL(LogitsDivergence):
     their and GKD's code).
 
     Args:
-        temperature: `T > 0` (default 1).
-        reduction: Keras loss reduction (the batch mean by default).
-        name: name of the loss.
-        dtype: dtype of the loss computation.
+        temperature, reduction, name, dtype: as `LogitsDivergence`
+            (`T = 1` by default).
 
     Example:
 

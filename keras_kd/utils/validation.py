@@ -53,6 +53,16 @@ def check_unit_interval(name, value):
     return number
 
 
+def check_open_unit_interval(name, value):
+    """Returns `float(value)`; raises unless `0 < value < 1`."""
+    number = _check_number(name, value)
+    if not 0.0 < number < 1.0:
+        raise ValueError(
+            f"Argument `{name}` must be in (0, 1). Received: {name}={value!r}"
+        )
+    return number
+
+
 def check_one_of(name, value, allowed):
     """Returns `value`; raises unless it is one of `allowed`."""
     if value not in allowed:
