@@ -114,17 +114,21 @@ def expand_top_k(compact, classes, temperature=1.0):
     values = ops.cast(compact[LOG_PROBS], "float32")
     indices = ops.cast(compact[INDICES], "int32")
     tail = tail_at(ops.cast(compact[TAIL], "float32"), temperature)
-    if len(values.shape) != 2:  # any leading axes: one-hot, (..., k, C)
-        one_hot = ops.one_hot(indices, classes, dtype="float32")
-        return tail[..., None] + ops.sum(
-            one_hot * (values - tail[..., None])[..., None], axis=-2)
-    # (batch, k): scatter the k values into a row of tail values.
-    batch = ops.shape(values)[0]
+    leading = ops.shape(values)[:-1]
+    k = ops.shape(values)[-1]
+    # Flatten any leading axes (sequences: `(batch, steps, k)`) and scatter
+    # the k values into rows of tail values: one `(rows, classes)` tensor,
+    # never a `(rows, k, classes)` one-hot.
+    values, indices = ops.reshape(values, (-1, k)), ops.reshape(indices,
+                                                                (-1, k))
+    tail = ops.reshape(tail, (-1,))
     rows = ops.cumsum(ops.ones_like(indices), axis=0) - 1  # row of each
     positions = ops.stack([ops.reshape(rows, (-1,)),
                            ops.reshape(indices, (-1,))], axis=1)
-    dense = ops.broadcast_to(ops.expand_dims(tail, 1), (batch, classes))
-    return ops.scatter_update(dense, positions, ops.reshape(values, (-1,)))
+    dense = ops.broadcast_to(ops.expand_dims(tail, 1),
+                             (ops.shape(values)[0], classes))
+    dense = ops.scatter_update(dense, positions, ops.reshape(values, (-1,)))
+    return ops.reshape(dense, tuple(leading) + (classes,))
 
 
 def is_top_k(value):

@@ -126,3 +126,23 @@ def test_top_k_teacher_log_probabilities_for_sequences(pair):
     assert eight["distillation_loss"] != pytest.approx(
         live["distillation_loss"], rel=1e-6)
     assert np.isfinite(eight["loss"])
+
+
+def test_top_k_disk_store_for_sequences_equals_memory(pair, tmp_path):
+    """Per-token top-k log-probabilities and tails go through the sharded
+    disk store unchanged (the store streams: one shard in memory)."""
+    import tensorflow as tf
+
+    distiller = soft_targets_distiller(pair)
+    x, y, weights = batch()
+    unbatched = tf.data.Dataset.from_tensor_slices((x, y, weights))
+    logs = []
+    for directory in (None, tmp_path):
+        stored = distiller.precompute(unbatched, top_k=8, shard_size=4,
+                                      batch_size=2, directory=directory,
+                                      verbose=0)
+        logs.append(distiller.evaluate(stored.batch(6), verbose=0,
+                                       return_dict=True))
+    assert len(list(tmp_path.glob("shard-*.tfrecord"))) == 2
+    for key in ("loss", "student_loss", "distillation_loss"):
+        assert logs[1][key] == pytest.approx(logs[0][key], rel=1e-6), key

@@ -76,6 +76,23 @@ def test_a_peaked_teacher_whose_tail_underflows_gives_finite_losses():
     assert np.isfinite(float(loss))
 
 
+def test_sequence_targets_expand_row_by_row():
+    """`(batch, steps, k)` targets (causal LMs) expand to what each
+    `(k,)` row gives alone, by a scatter: no `(…, k, C)` one-hot."""
+    logits = np.random.default_rng(3).normal(size=(3, 4, 30)) * 3
+    compact = compact_top_k(logits.astype("float32"), 6)
+    dense = np.asarray(expand_top_k(compact, 30, 2.0))
+    assert dense.shape == (3, 4, 30)
+    rows = {name: np.asarray(value).reshape((12,) + value.shape[2:])
+            for name, value in compact.items()}
+    flat = np.asarray(expand_top_k(rows, 30, 2.0))
+    np.testing.assert_allclose(dense.reshape(12, 30), flat, rtol=1e-6)
+    # The top 6 are exact log-probabilities.
+    top = np.take_along_axis(dense, np.asarray(compact["indices"], "int64"),
+                             -1)
+    np.testing.assert_allclose(top, compact["log_probs"], rtol=1e-6)
+
+
 @pytest.mark.parametrize("top_k,match", [
     (0, "top_k=0"), (2.5, "top_k=2.5"), (True, "top_k=True"),
     (10, "smaller than the number of classes"),
