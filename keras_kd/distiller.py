@@ -232,11 +232,12 @@ class Distiller(keras.Model):
             y_pred = self(x, training=training)
         own = [compat.scale_for_replicas(ops.sum(ops.cast(v, "float32")))
                for v in self.losses]  # read before the teachers run
+        x, y, sample_weight, mask = self.loss_inputs(x, y, y_pred,
+                                                     sample_weight)
         labels, teacher = teacher_values.teacher_pass(
             self.teachers, self.plan.teacher_requests, x, y,
             len(y_pred["logits"].shape))
-        logits = masked(ops.cast(y_pred["logits"], "float32"),
-                        label_checks.token_mask(x, y_pred["logits"]))
+        logits = masked(ops.cast(y_pred["logits"], "float32"), mask)
         student = (logits, y_pred["values"], y_pred["masks"])
         alpha = ops.cast(self.alpha, "float32")
         value = self.student_loss_fn(labels, logits,
@@ -256,6 +257,14 @@ class Distiller(keras.Model):
             tracker.update_state(compat.unscale_for_replicas(value),
                                  sample_weight=ops.shape(logits)[0])
         return total
+
+    def loss_inputs(self, x, y, y_pred, sample_weight):
+        """`(x, y, sample_weight, mask)` the losses of one step read:
+        the batch, and the token mask of sequence logits
+        (`keras_kd.labels.token_mask`). Subclasses that change the batch
+        inside `call` (`keras_kd.lm.OnPolicyDistiller`) override it."""
+        return x, y, sample_weight, label_checks.token_mask(
+            x, y_pred["logits"])
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y, dict) and teacher_values.LABELS in y:

@@ -10,6 +10,8 @@ test instead of deep inside a training step.
 `PRIVATE_ATTRIBUTES` lists them for that test.
 """
 
+import contextlib
+
 import keras
 
 PRIVATE_ATTRIBUTES = {
@@ -47,6 +49,12 @@ PRIVATE_ATTRIBUTES = {
         "the epoch a restored backup resumes from",
     ("tensorflow.lite.TFLiteConverter", "_experimental_disable_per_channel"):
         "one int8 scale per tensor (export_tflite(per_channel=False))",
+    ("keras.src.backend.common.global_state", "get_global_attribute"):
+        "the shared call context, set to inference while an LM generates",
+    ("keras.src.layers.layer.CallContext", "set_value"):
+        "setting and restoring the call context's `training`",
+    ("keras_hub.models.GPT2CausalLM", "_build_cache"):
+        "seeding a keras-hub causal LM's key/value cache for sampling",
 }
 
 # Tested against (see setup.cfg for the bounds): keras 3.15, tensorflow
@@ -263,3 +271,34 @@ def dataset_label_spec(data):
             spec[1], (tf.TensorSpec, dict)):
         return spec[1]
     return None
+
+
+@contextlib.contextmanager
+def inference_call_context():
+    """Layers called inside run in inference mode (`training=False`), even
+    within an outer `Layer.__call__(training=True)`: keras-hub's
+    `call_with_cache` passes no `training`, so its dropout would follow the
+    outer call. Keras keeps the value in one shared call context and does
+    not restore it after a nested explicit `training=`; we restore it."""
+    from keras.src.backend.common import global_state
+
+    context = global_state.get_global_attribute("current_call_ctx")
+    if context is None:
+        yield
+        return
+    saved = context.get_value("training")
+    context.set_value("training", False)
+    try:
+        yield
+    finally:
+        context.set_value("training", saved)
+
+
+def causal_lm_cache(model, token_ids):
+    """`(hidden_states, cache)` of a keras-hub `CausalLM` seeded with
+    `token_ids` (its private `_build_cache`, which every keras-hub causal LM
+    has beside the public `call_with_cache`); `None` for other models."""
+    build = getattr(model, "_build_cache", None)
+    if build is None or not hasattr(model, "call_with_cache"):
+        return None
+    return build(token_ids)
