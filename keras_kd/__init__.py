@@ -6,6 +6,7 @@ attention and hint terms; then pruning, int8 quantization and TFLite
 """
 
 from keras_kd import callbacks
+from keras_kd import lm
 from keras_kd import losses
 from keras_kd import terms
 from keras_kd.distiller import Distiller
@@ -17,6 +18,7 @@ __version__ = "0.2.0"
 __all__ = [
     "Distiller",
     "callbacks",
+    "lm",
     "losses",
     "open_teacher_store",
     "precompute_teacher",

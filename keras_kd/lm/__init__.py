@@ -9,6 +9,8 @@ GKD), perplexity, and a next-token LiteRT export whose greedy generation
 matches Keras token for token.
 """
 
+from keras_kd.lm.export import LiteRTGenerator
+from keras_kd.lm.export import export_tflite
 from keras_kd.lm.on_policy import OnPolicyDistiller
 from keras_kd.lm.sampling import sample_continuations
 from keras_kd.lm.sequences import next_token_data
@@ -16,7 +18,9 @@ from keras_kd.lm.sequences import perplexity
 from keras_kd.lm.transfer_set import generate_transfer_set
 
 __all__ = [
+    "LiteRTGenerator",
     "OnPolicyDistiller",
+    "export_tflite",
     "generate_transfer_set",
     "next_token_data",
     "perplexity",
