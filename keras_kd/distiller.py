@@ -21,6 +21,21 @@ from keras_kd.utils.validation import check_bool
 from keras_kd.utils.validation import check_unit_interval
 
 
+def token_masks(values, masks, mask, steps):
+    """`masks` with the token mask of sequence logits given to tapped
+    `(batch, steps, features)` values that carry none (keras-hub decoder
+    and encoder layers take `padding_mask` as an argument, not as a Keras
+    mask), so hints between them average over valid tokens only."""
+    if mask is None:
+        return masks
+    masks = dict(masks)
+    for key, value in values.items():
+        if key not in masks and len(value.shape) == 3 and (
+                value.shape[1] == steps):
+            masks[key] = mask
+    return masks
+
+
 @keras.saving.register_keras_serializable(package="keras_kd")
 class Distiller(keras.Model):
     """Distils frozen teacher(s) into a student in one pass per step.
@@ -238,7 +253,9 @@ class Distiller(keras.Model):
             self.teachers, self.plan.teacher_requests, x, y,
             len(y_pred["logits"].shape))
         logits = masked(ops.cast(y_pred["logits"], "float32"), mask)
-        student = (logits, y_pred["values"], y_pred["masks"])
+        student = (logits, y_pred["values"],
+                   token_masks(y_pred["values"], y_pred["masks"], mask,
+                               logits.shape[1]))
         alpha = ops.cast(self.alpha, "float32")
         value = self.student_loss_fn(labels, logits,
                                      sample_weight=sample_weight)

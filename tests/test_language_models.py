@@ -146,3 +146,56 @@ def test_top_k_disk_store_for_sequences_equals_memory(pair, tmp_path):
     assert len(list(tmp_path.glob("shard-*.tfrecord"))) == 2
     for key in ("loss", "student_loss", "distillation_loss"):
         assert logs[1][key] == pytest.approx(logs[0][key], rel=1e-6), key
+
+
+TEACHER_ATTENTION = "teacher_backbone/transformer_layer_1/self_attention"
+STUDENT_ATTENTION = "student_backbone/transformer_layer_0/self_attention"
+
+
+def test_attention_maps_and_hints_between_decoder_layers():
+    """MiniLM attention-map KL and hints between GPT-2 decoder layers: the
+    captured probabilities are causal, the losses are NumPy's over valid
+    queries, and padded tokens change neither."""
+    from keras_kd.capture import ATTENTION_PROBABILITIES
+    from keras_kd.capture import LayerCapture
+    from keras_kd.capture import Tap
+    from conftest import sharpen_attention
+    from numpy_reference import attention_map_kd
+
+    keras.utils.set_random_seed(1)
+    teacher = sharpen_attention(causal_lm(2, 32, "teacher"))
+    student = sharpen_attention(causal_lm(1, 16, "student"))
+    x, y, weights = batch()
+    probabilities = []
+    for model, path in ((teacher, TEACHER_ATTENTION),
+                        (student, STUDENT_ATTENTION)):
+        tap = Tap(path, ATTENTION_PROBABILITIES)
+        with LayerCapture(model, [tap]) as capture:
+            model(x, training=False)
+        probabilities.append(np.asarray(capture.result()[tap][0]))
+    valid = x["padding_mask"]
+    for probs in probabilities:  # (batch, heads, queries, keys)
+        future = np.triu(np.ones((LENGTH, LENGTH), bool), 1)
+        assert (probs[:, :, future] == 0).all()  # no query sees ahead
+        np.testing.assert_allclose(probs.sum(-1)[valid.nonzero()[0], :,
+                                                 valid.nonzero()[1]], 1.0,
+                                   rtol=1e-5)
+    distiller = keras_kd.Distiller(
+        teacher, student,
+        attention_pairs=[(TEACHER_ATTENTION, STUDENT_ATTENTION)],
+        hint_pairs=[("teacher_backbone/transformer_layer_1",
+                     "student_backbone/transformer_layer_0")])
+    distiller.compile(attention_weight=1.0, hint_weight=1.0)
+    logs = []
+    for pad_token in (0, 17):
+        x, y, weights = batch(pad_token=pad_token)
+        logs.append(distiller.evaluate(x, y, sample_weight=weights,
+                                       batch_size=6, verbose=0,
+                                       return_dict=True))
+    expected = attention_map_kd(*probabilities, "kl", valid)
+    assert expected > 1e-3
+    unweighted = distiller.evaluate(x, y, batch_size=6, verbose=0,
+                                    return_dict=True)
+    assert unweighted["attention_loss"] == pytest.approx(expected, rel=1e-4)
+    for key in ("attention_loss", "hint_loss", "loss"):
+        assert logs[1][key] == pytest.approx(logs[0][key], rel=1e-5), key
