@@ -32,6 +32,11 @@ about b + 2a against our b + a. The ratio is therefore lowest when the
 student's training cost is comparable to the teacher's inference, and tends
 to 1 as the teacher grows; both regimes are printed.
 
+`--models lm` measures (a)-(c) on the keras-hub GPT-2 pair of the
+language-model example (`keras_kd_examples.lm_job`: 838,656 and 72,768
+parameters, 258 byte tokens, 96 per sequence): token-level forward KL +
+next-token labels. Target: (c) <= 1.10 * ((a) + (b)).
+
 Usage:
     python benchmarks/step_time.py [--samples 4096] [--epochs 4]
         [--teacher-widths 32 64] [--models cnn transformer]
@@ -210,6 +215,56 @@ def run_transformer(args, length=64):
     print_logits_ratio(figures)
 
 
+def run_language_model(args, length=96):
+    """(a)-(c) for keras-hub GPT-2 causal LMs: token-level soft targets
+    (forward KL, T = 1) + next-token labels, padding masked."""
+    from keras_kd_examples import lm_job
+
+    rng = np.random.default_rng(0)
+    samples = args.samples // 4
+    ids = rng.integers(1, lm_job.VOCABULARY, (samples, length + 1))
+    lengths = rng.integers(length // 2, length + 2, (samples, 1))
+    valid = np.arange(length + 1)[None] < lengths
+    ids = np.where(valid, ids, 0).astype("int32")
+    x = {"token_ids": ids[:, :-1], "padding_mask": valid[:, :-1]}
+    y, weights = ids[:, 1:], valid[:, 1:].astype("float32")
+    keras.utils.set_random_seed(0)
+    teacher = lm_job.teacher_model()
+    initial = lm_job.student_model().get_weights()
+
+    def fresh():
+        student = lm_job.student_model()
+        student.set_weights(initial)
+        return student
+
+    figures = {}
+    student = fresh()
+    student.compile(optimizer="adam", loss=keras.losses.
+                    SparseCategoricalCrossentropy(from_logits=True))
+    figures["a"] = timed_fit(student, x, y, args.epochs, args.batch_size,
+                             sample_weight=weights)
+    figures["b"] = timed_inference(teacher, x, args.epochs, args.batch_size)
+    ours = keras_kd.Distiller(teacher, fresh(), terms=[
+        keras_kd.terms.SoftTargetTerm(loss_fn=keras_kd.losses.SoftTargetKD(
+            1.0))])
+    ours.compile(optimizer="adam", alpha=0.5)
+    figures["c"] = timed_fit(ours, x, y, args.epochs, args.batch_size,
+                             sample_weight=weights)
+    labels = {"a": "plain student fit", "b": "teacher inference",
+              "c": "keras_kd.Distiller (token-level KD)"}
+    print(f"\n[{keras.backend.backend()}] keras-hub GPT-2 (lm_job's "
+          f"pair), epoch time, {samples} sequences of {length} tokens "
+          f"(padded), vocabulary {lm_job.VOCABULARY}, batch "
+          f"{args.batch_size}, median of {args.epochs - 1} epochs after a "
+          f"warm-up; teacher {teacher.count_params():,} params, student "
+          f"{student.count_params():,} params:")
+    for key, label in labels.items():
+        print(f"  ({key}) {label:<45s} {figures[key]:7.3f} s")
+    ratio = figures["c"] / (figures["a"] + figures["b"])
+    print(f"  (c)/((a)+(b)) = {ratio:.2f}   (target <= 1.10) "
+          f"{'OK' if ratio <= 1.10 else 'MISSED'}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--samples", type=int, default=4096)
@@ -222,13 +277,15 @@ def main():
                         help="one run per width: with the default student, "
                         "32 costs 4x its FLOPs and 64 costs 16x")
     parser.add_argument("--models", nargs="+", default=["cnn", "transformer"],
-                        choices=["cnn", "transformer"])
+                        choices=["cnn", "transformer", "lm"])
     args = parser.parse_args()
     if "cnn" in args.models:
         for teacher_width in args.teacher_widths:
             run(args, teacher_width)
     if "transformer" in args.models:
         run_transformer(args)
+    if "lm" in args.models:
+        run_language_model(args)
 
 
 if __name__ == "__main__":

@@ -50,10 +50,10 @@ class EpochTimer(keras.callbacks.Callback):
         self.times.append(time.perf_counter() - self._start)
 
 
-def timed_fit(model, x, y, epochs, batch_size):
+def timed_fit(model, x, y, epochs, batch_size, sample_weight=None):
     timer = EpochTimer()
-    model.fit(x, y, epochs=epochs, batch_size=batch_size, verbose=0,
-              callbacks=[timer])
+    model.fit(x, y, sample_weight=sample_weight, epochs=epochs,
+              batch_size=batch_size, verbose=0, callbacks=[timer])
     return statistics.median(timer.times[1:])
 
 

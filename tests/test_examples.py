@@ -236,9 +236,33 @@ def test_text_example_smoke_on_a_tiny_corpus(tmp_path):
         assert (out / name).stat().st_size > 0
 
 
+@pytest.mark.slow
+def test_lm_example_smoke_on_the_real_corpus(tmp_path):
+    """200 reviews, 1 epoch: every artifact, the fixed result keys, and
+    LiteRT's greedy generation equal to Keras's for the float32 file."""
+    out = tmp_path / "lm"
+    result = run_example("lm_distill.py", "--smoke", "--out-dir", str(out))
+    assert result.returncode == 0, result.stderr[-3000:]
+    results = json.loads((out / "results.json").read_text())
+    methods = ("alone", "forward_kl", "reverse_kl", "gkd")
+    for key in ["teacher_perplexity"] + [f"{m}_perplexity" for m in methods]:
+        assert 1.0 < results[key] < 258.0, key  # below uniform over bytes
+    assert 8 * results["student_params"] <= results["teacher_params"]
+    litert = results["litert"]
+    assert litert["float32"]["tokens_equal_to_keras"] == 1.0
+    assert litert["float32"]["full_window_equals_cache"]
+    for name in ("float32", "int8_weights"):
+        path = out / f"student_{name}.tflite"
+        assert path.stat().st_size == litert[name]["bytes"]
+    assert litert["int8_weights"]["bytes"] < litert["float32"]["bytes"]
+    report = (out / "report.md").read_text()
+    assert "on-policy GKD" in report and "Prompt:" in report
+    assert (out / "perplexity.png").stat().st_size > 0
+
+
 SCRIPTS = ["quickstart.py", "train_teacher.py", "fashion_mnist_distill.py",
            "text_distill.py", "cifar10_resnet_distill.py",
-           "transformer_attention_distillation.py"]
+           "transformer_attention_distillation.py", "lm_distill.py"]
 # One interpreter runs each command line of its JSON argument as
 # `__main__` (TensorFlow imports once, not eight times) and prints, as
 # JSON, each run's exit code, stdout and stderr. An uncaught exception is
