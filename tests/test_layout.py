@@ -21,6 +21,11 @@ TESTED_IN = {
     "keras_kd/compression/tflite_eval.py": ("test_compression.py", None),
     "keras_kd/compression/tflite_export.py": ("test_tflite_sequences.py",
                                               None),
+    "keras_kd/lm/export.py": ("test_lm_export.py", None),
+    "keras_kd/lm/on_policy.py": ("test_lm.py", None),
+    "keras_kd/lm/sampling.py": ("test_lm.py", None),
+    "keras_kd/lm/sequences.py": ("test_lm.py", None),
+    "keras_kd/lm/transfer_set.py": ("test_lm.py", None),
     "keras_kd/losses/generalized_jsd.py": ("test_divergences.py", None),
     "keras_kd/losses/hint_mse.py": ("test_hints.py", "hint_pairs"),
     "keras_kd/losses/reverse_kl.py": ("test_divergences.py", None),
@@ -44,6 +49,7 @@ TESTED_IN = {
     "keras_kd_examples/datasets/loading.py": ("test_datasets.py", None),
     "keras_kd_examples/fashion_mnist_job.py": ("test_examples.py",
                                                "fashion_mnist_distill"),
+    "keras_kd_examples/lm_job.py": ("test_examples.py", "lm_distill"),
     "keras_kd_examples/io.py": ("test_examples.py", "fashion_mnist_distill"),
 }
 

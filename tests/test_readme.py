@@ -28,7 +28,8 @@ def block(marker):
 
 def test_every_block_is_tested():
     markers = ["make_student()", "label_smoothing", "BertTextClassifier",
-               "teacher_a, teacher_b", "compression.prune"]
+               "teacher_a, teacher_b", "compression.prune",
+               "OnPolicyDistiller"]
     assert sorted(BLOCKS) == sorted(block(m) for m in markers)
 
 
@@ -115,6 +116,34 @@ def test_hints_block():
     assert float(distiller.terms[0].weight) == 0.5
     assert float(distiller.temperature) == 2.0
     np.testing.assert_allclose(distiller.teacher_weights, [0.7, 0.3])
+
+
+def test_language_model_block(tmp_path, monkeypatch):
+    import keras_hub
+
+    def gpt2(layers, name):
+        backbone = keras_hub.models.GPT2Backbone(
+            vocabulary_size=40, num_layers=layers, num_heads=2,
+            hidden_dim=8, intermediate_dim=16, max_sequence_length=64,
+            name=f"{name}_backbone")
+        return keras_hub.models.GPT2CausalLM(backbone=backbone,
+                                             preprocessor=None, name=name)
+
+    monkeypatch.chdir(tmp_path)
+    keras.utils.set_random_seed(0)
+    ids = np.random.default_rng(0).integers(1, 40, (4, 8)).astype("int32")
+    student = gpt2(1, "student")
+    namespace = {"keras_kd": keras_kd, "teacher": gpt2(2, "teacher"),
+                 "student": student, "prompt_ids": [3, 4, 5],
+                 "prompts": {"token_ids": ids,
+                             "padding_mask": np.ones_like(ids, bool)}}
+    before = [w.copy() for w in student.get_weights()]
+    exec(block("OnPolicyDistiller"), namespace)
+    assert namespace["sequences"]["token_ids"].shape == (4, 40)
+    assert namespace["sequences"]["response_mask"].sum() == 4 * 32
+    assert any((a != b).any() for a, b in zip(before,
+                                              student.get_weights()))
+    assert (tmp_path / "student.tflite").read_bytes()[4:8] == b"TFL3"
 
 
 @pytest.mark.slow
