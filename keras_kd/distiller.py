@@ -260,7 +260,7 @@ class Distiller(keras.Model):
         value = self.student_loss_fn(labels, logits,
                                      sample_weight=sample_weight)
         logged = [(self._student_loss_tracker, value)]
-        total = alpha * value + sum(own)
+        total = alpha * self.hard_label_scale(y_pred) * value + sum(own)
         for term, tracker in zip(self.terms, self._term_trackers):
             value = term.reduced_loss(
                 *self.plan.term_inputs(term, teacher, student),
@@ -282,6 +282,12 @@ class Distiller(keras.Model):
         inside `call` (`keras_kd.lm.OnPolicyDistiller`) override it."""
         return x, y, sample_weight, label_checks.token_mask(
             x, y_pred["logits"])
+
+    def hard_label_scale(self, y_pred):
+        """A factor on the hard-label loss of this step (1 here; 0 in the
+        on-policy steps of `keras_kd.lm.OnPolicyDistiller`, whose labels
+        would be the student's own samples)."""
+        return 1.0
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
         if isinstance(y, dict) and teacher_values.LABELS in y:

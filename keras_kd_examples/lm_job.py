@@ -188,3 +188,21 @@ def greedy_samples(models, sequences, rows=3, new_tokens=48):
         for sample, row, mask in zip(samples, ids, response):
             sample[name] = decode(row[mask])
     return samples
+
+
+def teacher_scored_perplexity(model, teacher, sequences, new_tokens=32,
+                              limit=512, seed=0):
+    """How likely the teacher finds what `model` writes: `model` samples
+    (T = 1, seeded) `new_tokens` bytes after each of the first `limit`
+    prompts, and the teacher's perplexity of those bytes is returned. The
+    measure on-policy methods aim at (they train on the student's own
+    samples); lower is better, though repetitive text can also score low,
+    hence sampling rather than greedy decoding."""
+    width = CONFIG["prompt"] + 1
+    prompts = {"token_ids": sequences["token_ids"][:limit, :width],
+               "padding_mask": sequences["padding_mask"][:limit, :width]}
+    samples = keras_kd.lm.generate_transfer_set(
+        model, prompts, new_tokens, temperature=1.0, seed=seed,
+        batch_size=128, verbose=0)
+    x, y, weights = next_token(samples, loss_on="response")
+    return keras_kd.lm.perplexity(teacher, x, y, weights, batch_size=128)

@@ -311,3 +311,20 @@ def test_on_policy_bad_data(pair):
         distiller.fit(no_prompt, verbose=0)
     with pytest.raises(NotImplementedError, match="runs its teacher live"):
         distiller.precompute(None)
+
+
+def test_hard_labels_count_in_off_policy_batches_only(pair):
+    """With alpha > 0, cross-entropy on the student's own samples would
+    reinforce them: on-policy steps drop it, off-policy steps keep it."""
+    sequences = dataset_sequences(pair)
+    for fraction in (1.0, 0.0):
+        distiller = keras_kd.lm.OnPolicyDistiller(
+            *pair, on_policy_fraction=fraction, max_new_tokens=6,
+            sampling_temperature=0.0)
+        distiller.compile(optimizer=keras.optimizers.SGD(0.0), alpha=0.5)
+        logs = {k: v[0] for k, v in distiller.fit(
+            sequences, batch_size=6, epochs=1, verbose=0).history.items()}
+        hard = 0.5 * logs["student_loss"] if fraction == 0.0 else 0.0
+        assert logs["student_loss"] > 0.1
+        assert logs["loss"] == pytest.approx(
+            hard + 0.5 * logs["distillation_loss"], rel=1e-5)

@@ -39,7 +39,8 @@ class OnPolicyDistiller(Distiller):
     responses (supervised KD on fixed outputs). `evaluate` never samples.
 
     ```
-    loss = alpha · CE(next tokens) + (1 − alpha) · divergence(t, s)
+    loss = alpha · CE(next tokens; off-policy batches only)
+         + (1 − alpha) · divergence(t, s)
            over the positions predicting response tokens
     ```
 
@@ -106,7 +107,8 @@ class OnPolicyDistiller(Distiller):
     def compile(self, optimizer="adam", loss=None, metrics=None, alpha=0.0,
                 **kwargs):
         """As `Distiller.compile`, with `alpha = 0` (divergence only, as in
-        GKD) by default."""
+        GKD) by default; `alpha > 0` adds next-token cross-entropy on the
+        dataset's responses in the off-policy batches."""
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics,
                         alpha=alpha, **kwargs)
 
@@ -120,12 +122,15 @@ class OnPolicyDistiller(Distiller):
         valid = ops.cast(sequences[PADDING_MASK], "bool")
         response = ops.logical_and(
             valid, ops.cast(sequences[RESPONSE_MASK], "bool"))
+        sampled = ops.zeros((), "float32")
         if training and self.on_policy_fraction > 0:
-            ids, valid, response = self._maybe_sample(ids, valid, response)
+            ids, valid, response, sampled = self._maybe_sample(ids, valid,
+                                                               response)
         outputs = super().call({TOKEN_IDS: ids, PADDING_MASK: valid},
                                training=training)
         outputs["sequences"] = {TOKEN_IDS: ids, PADDING_MASK: valid,
                                 RESPONSE_MASK: response}
+        outputs["on_policy"] = sampled
         return outputs
 
     def _maybe_sample(self, ids, valid, response):
@@ -139,12 +144,19 @@ class OnPolicyDistiller(Distiller):
             out = continue_prompts(self.student, ids, prompt,
                                    self.max_new_tokens,
                                    self.sampling_temperature, uniform)
-            return (out[TOKEN_IDS], out[PADDING_MASK], out[RESPONSE_MASK])
+            return (out[TOKEN_IDS], out[PADDING_MASK], out[RESPONSE_MASK],
+                    ops.ones((), "float32"))
 
         if self.on_policy_fraction == 1:
             return sample()
         return ops.cond(coin < self.on_policy_fraction, sample,
-                        lambda: (ids, valid, response))
+                        lambda: (ids, valid, response,
+                                 ops.zeros((), "float32")))
+
+    def hard_label_scale(self, y_pred):
+        """No hard-label loss in on-policy steps: their next tokens are
+        the student's own samples."""
+        return 1.0 - y_pred["on_policy"]
 
     def loss_inputs(self, x, y, y_pred, sample_weight):
         """Next-token labels of the step's sequences, and the mask of the
