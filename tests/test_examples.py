@@ -248,6 +248,9 @@ def test_lm_example_smoke_on_the_real_corpus(tmp_path):
     for key in ["teacher_perplexity"] + [f"{m}_perplexity" for m in methods]:
         assert 1.0 < results[key] < 258.0, key  # below uniform over bytes
     assert 8 * results["student_params"] <= results["teacher_params"]
+    scored = results["teacher_scored_perplexity"]
+    assert set(scored) == {"teacher", *methods}
+    assert all(1.0 < v < 258.0 for v in scored.values())
     litert = results["litert"]
     assert litert["float32"]["tokens_equal_to_keras"] == 1.0
     assert litert["float32"]["full_window_equals_cache"]
