@@ -154,6 +154,15 @@ def print_logits_ratio(figures):
           f"{'OK' if ratio <= 1.0 else 'MISSED'}")
 
 
+def print_against_ideal(labels, figures, target):
+    """Each figure, and (c) against teacher inference + student step."""
+    for key, label in labels.items():
+        print(f"  ({key}) {label:<45s} {figures[key]:7.3f} s")
+    ratio = figures["c"] / (figures["a"] + figures["b"])
+    print(f"  (c)/((a)+(b)) = {ratio:.2f}   (target <= {target:.2f}) "
+          f"{'OK' if ratio <= target else 'MISSED'}")
+
+
 def bert(layers, heads, hidden, name, length):
     import keras_hub
 
@@ -207,11 +216,7 @@ def run_transformer(args, length=64):
           f"{args.epochs - 1} epochs after a warm-up; teacher "
           f"{teacher.count_params():,} params, student "
           f"{fresh().count_params():,} params:")
-    for key, label in labels.items():
-        print(f"  ({key}) {label:<45s} {figures[key]:7.3f} s")
-    ratio = figures["c"] / (figures["a"] + figures["b"])
-    print(f"  (c)/((a)+(b)) = {ratio:.2f}   (target <= 1.15) "
-          f"{'OK' if ratio <= 1.15 else 'MISSED'}")
+    print_against_ideal(labels, figures, target=1.15)
     print_logits_ratio(figures)
 
 
@@ -258,11 +263,7 @@ def run_language_model(args, length=96):
           f"{args.batch_size}, median of {args.epochs - 1} epochs after a "
           f"warm-up; teacher {teacher.count_params():,} params, student "
           f"{student.count_params():,} params:")
-    for key, label in labels.items():
-        print(f"  ({key}) {label:<45s} {figures[key]:7.3f} s")
-    ratio = figures["c"] / (figures["a"] + figures["b"])
-    print(f"  (c)/((a)+(b)) = {ratio:.2f}   (target <= 1.10) "
-          f"{'OK' if ratio <= 1.10 else 'MISSED'}")
+    print_against_ideal(labels, figures, target=1.10)
 
 
 def main():

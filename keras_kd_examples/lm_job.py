@@ -114,6 +114,18 @@ def response_perplexity(model, sequences):
     return keras_kd.lm.perplexity(model, x, y, weights, batch_size=64)
 
 
+def shuffled_batches(x, y, weights, seed):
+    """A `tf.data` pipeline reshuffled each epoch: keras-hub's `Task.fit`
+    turns arrays into batches in their given order and ignores
+    `shuffle=True`, so a plain `causal_lm.fit(x, y)` sees the same order
+    every epoch."""
+    import tensorflow as tf
+
+    return tf.data.Dataset.from_tensor_slices((x, y, weights)).shuffle(
+        len(y), seed=seed, reshuffle_each_iteration=True).batch(
+        CONFIG["batch_size"])
+
+
 def _adam(rate, steps):
     schedule = keras.optimizers.schedules.CosineDecay(rate, max(steps, 1))
     return keras.optimizers.Adam(schedule)
@@ -127,8 +139,8 @@ def train_teacher(data, epochs, seed=0, verbose=2):
     teacher.compile(optimizer=_adam(CONFIG["teacher_learning_rate"], steps),
                     loss=keras.losses.SparseCategoricalCrossentropy(
                         from_logits=True), weighted_metrics=[])
-    teacher.fit(x, y, sample_weight=weights, epochs=epochs,
-                batch_size=CONFIG["batch_size"], verbose=verbose)
+    teacher.fit(shuffled_batches(x, y, weights, seed), epochs=epochs,
+                verbose=verbose)
     return teacher
 
 
@@ -147,8 +159,8 @@ def train_student(method, teacher, data, epochs, initial_weights=None,
         student.compile(optimizer=optimizer,
                         loss=keras.losses.SparseCategoricalCrossentropy(
                             from_logits=True), weighted_metrics=[])
-        student.fit(x, y, sample_weight=weights, epochs=epochs,
-                    batch_size=CONFIG["batch_size"], verbose=verbose)
+        student.fit(shuffled_batches(x, y, weights, seed), epochs=epochs,
+                    verbose=verbose)
         return student
     if method == "gkd":
         distiller = keras_kd.lm.OnPolicyDistiller(
