@@ -223,6 +223,45 @@ def test_compress_writes_files_and_report(trained, tmp_path):
     assert max(scale_counts(str(out_dir / "student_pruned_int8.tflite"))) > 1
 
 
+@pytest.mark.slow
+def test_compress_falls_back_on_any_twin_error_and_never_half_writes(
+        trained, tmp_path, monkeypatch):
+    """A twin that raises TypeError (as MobileNetV3's `hard_silu` did)
+    means post-training quantization with the reason in the report, in one
+    complete folder; a failure later leaves `out_dir` as it was."""
+    from keras_kd.compression import pipeline
+    from keras_kd.compression import twin
+
+    model, train, test, _ = trained
+
+    def no_twin(model):
+        raise TypeError("Unknown activation function 'hard_silu'")
+
+    monkeypatch.setattr(twin, "to_tf_keras", no_twin)
+    out_dir = tmp_path / "out"
+    report = compress(model, train, val_data=test, out_dir=str(out_dir),
+                      verbose=0)
+    assert report["skipped"]["reason"] == (
+        "TypeError: Unknown activation function 'hard_silu'")
+    assert set(os.listdir(out_dir)) == {
+        "student_float32.tflite", "student_int8.tflite", "compression.json",
+        "compression.md"}
+    assert sorted(os.listdir(tmp_path)) == ["out"]  # no staging folder left
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("LiteRT failed")
+
+    before = {name: (out_dir / name).read_bytes()
+              for name in os.listdir(out_dir)}
+    monkeypatch.setattr(pipeline, "evaluate_tflite", broken)
+    with pytest.raises(RuntimeError, match="LiteRT failed"):
+        compress(model, train, val_data=test, out_dir=str(out_dir),
+                 verbose=0)
+    assert {name: (out_dir / name).read_bytes()
+            for name in os.listdir(out_dir)} == before
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
 @pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, "half"])
 def test_bad_sparsity(trained, bad):
     model, train, _, _ = trained
@@ -346,6 +385,49 @@ def test_fine_tuning_round_trips_its_config():
                         temperature=4.0)
     assert FineTuning.from_config(tuning.get_config()).get_config() == (
         tuning.get_config())
+    smoothed = FineTuning(loss=keras.losses.CategoricalCrossentropy(
+        from_logits=True, label_smoothing=0.1))
+    again = FineTuning.from_config(smoothed.get_config())
+    assert again.loss.get_config()["label_smoothing"] == pytest.approx(0.1)
+    assert FineTuning(loss="categorical_crossentropy").loss.get_config()[
+        "from_logits"]
+    with pytest.raises(ValueError, match="from_logits=False"):
+        FineTuning(loss=keras.losses.CategoricalCrossentropy())
+
+
+def test_fine_tuning_loss_is_the_distillers_loss(data):
+    """`FineTuning(loss=...)` (label smoothing) gives the loss the
+    Distiller computes with the same `compile(loss=...)`."""
+    from keras_kd.compression.fine_tune import fine_tune
+    from keras_kd.compression.twin import to_tf_keras
+
+    x, y = data
+    one_hot = keras.utils.to_categorical(y, 10)
+    smoothed = keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                    label_smoothing=0.2)
+    teacher, student = mlp(32, "teacher"), mlp(8, "student")
+    distiller = keras_kd.Distiller(teacher, student)
+    distiller.compile(alpha=0.3, temperature=2.5, loss=smoothed)
+    expected = distiller.evaluate(x, one_hot, batch_size=32, verbose=0,
+                                  return_dict=True)["loss"]
+    losses = fine_tune(
+        to_tf_keras(student),
+        tf.data.Dataset.from_tensor_slices((x, one_hot)).batch(32),
+        teacher=teacher, verbose=0, fine_tuning=FineTuning(
+            alpha=0.3, temperature=2.5, learning_rate=1e-12, loss=smoothed))
+    assert losses[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_evaluate_tflite_takes_one_hot_and_weighted_batches(
+        trained, tmp_path):
+    model, _, test, _ = trained
+    path = export_tflite(model, str(tmp_path / "m.tflite"))
+    plain = evaluate_tflite(path, test)["accuracy"]
+    one_hot = test.map(lambda x, y: (x, tf.one_hot(y, 4)))
+    weighted = test.map(lambda x, y: (x, y, tf.ones_like(y, tf.float32)))
+    assert evaluate_tflite(path, one_hot)["accuracy"] == plain
+    assert evaluate_tflite(path, weighted)["accuracy"] == plain
+    assert plain > 0.9
 
 
 def test_fine_tuning_takes_sample_weights_and_one_hot_labels(data):

@@ -59,3 +59,20 @@ def test_block_sparsity_zeroes_whole_blocks():
     # Convolutions (4-D kernels) are pruned weight by weight.
     conv = pruned.get_layer("conv2").get_weights()[0]
     assert np.mean(conv == 0) == pytest.approx(0.5, abs=0.05)
+
+
+def test_a_structure_that_fixes_the_sparsity_refuses_another_target():
+    """2:4 gives 50% zeros whatever the schedule says: asking for 75% with
+    it is an error before any work, not a silent 50%."""
+    from keras_kd.compression.pruning import _target_sparsity
+
+    assert _target_sparsity(None, MByNSparsity(2, 4)) == 0.5
+    assert _target_sparsity(None, MByNSparsity(1, 4)) == 0.75
+    assert _target_sparsity(None, None) == 0.75
+    assert _target_sparsity(0.6, BlockSparsity(1, 4)) == 0.6
+    train = tf.data.Dataset.from_tensor_slices((
+        np.zeros((8, 12, 12, 1), "float32"), np.zeros(8, "int32"))).batch(4)
+    with pytest.raises(ValueError, match=r"fixes the sparsity at 0\.5.*"
+                       r"target_sparsity=0\.75"):
+        prune(make_cnn(8, "student"), train, target_sparsity=0.75,
+              structure=MByNSparsity(2, 4), verbose=0)

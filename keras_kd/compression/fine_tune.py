@@ -11,6 +11,7 @@ import keras
 import tensorflow as tf
 
 from keras_kd.compression._imports import tf_keras
+from keras_kd.labels import student_loss
 from keras_kd.terms.soft_targets import SoftTargetTerm
 from keras_kd.terms.term import TapValues
 from keras_kd.utils.validation import check_positive
@@ -28,6 +29,11 @@ class FineTuning:
         alpha: weight of the hard-label loss, in [0, 1]; `1 − alpha` goes to
             the soft targets.
         temperature: softmax temperature of the soft targets, > 0.
+        loss: the hard-label loss on the student's logits, as
+            `Distiller.compile(loss=...)` takes it (a name or a
+            `keras.losses.Loss` with `from_logits=True`); by default the
+            cross-entropy that fits the labels: sparse for integer labels,
+            categorical for one-hot or soft rows.
 
     Example:
 
@@ -40,7 +46,7 @@ class FineTuning:
     """
 
     def __init__(self, epochs=1, learning_rate=1e-4, alpha=0.1,
-                 temperature=3.0):
+                 temperature=3.0, loss=None):
         if isinstance(epochs, bool) or not isinstance(epochs, int) or (
                 epochs < 1):
             raise ValueError("Argument `epochs` must be an integer >= 1. "
@@ -49,13 +55,20 @@ class FineTuning:
         self.learning_rate = check_positive("learning_rate", learning_rate)
         self.alpha = check_unit_interval("alpha", alpha)
         self.temperature = check_positive("temperature", temperature)
+        self.loss = None if loss is None else student_loss(loss)
 
     def get_config(self):
         return {"epochs": self.epochs, "learning_rate": self.learning_rate,
-                "alpha": self.alpha, "temperature": self.temperature}
+                "alpha": self.alpha, "temperature": self.temperature,
+                "loss": None if self.loss is None else
+                keras.saving.serialize_keras_object(self.loss)}
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if config.get("loss") is not None:
+            config["loss"] = keras.saving.deserialize_keras_object(
+                config["loss"])
         return cls(**config)
 
     def __repr__(self):
@@ -138,8 +151,8 @@ def fine_tune(
         with tf.GradientTape() as tape:
             logits = tf.cast(model(x, training=True), tf.float32)
             # Integer labels, or one-hot / soft rows of class weights.
-            hard_labels = dense if y.shape.rank == logits.shape.rank else (
-                sparse)
+            hard_labels = fine_tuning.loss or (
+                dense if y.shape.rank == logits.shape.rank else sparse)
             loss = hard_labels(y, logits, sample_weight=sample_weight)
             if teacher_logits is not None:
                 kd = soft_targets.compute_loss(

@@ -2,6 +2,8 @@
 
 import json
 import os
+import shutil
+import tempfile
 
 from keras_kd.compression.fine_tune import FineTuning
 from keras_kd.compression.pruning import _check_sparsity
@@ -40,9 +42,16 @@ def compress(
       preserves the zeros (for `"int8"`; other quantizations skip QAT),
     - `compression.json` and `compression.md`: accuracy (on `val_data`),
       size raw and gzipped, weight sparsity read back from each file, and
-      LiteRT p50 latency. The report is written last, atomically.
+      LiteRT p50 latency.
 
-    A student without a tf_keras twin (keras-hub layers, custom layers)
+    Everything is written first into a temporary folder beside `out_dir`
+    and moved in only when all of it exists, the report last (after the
+    previous run's report is removed): a run that fails leaves `out_dir`
+    as it was, and a report in `out_dir` always describes the files beside
+    it.
+
+    A student without a tf_keras twin (keras-hub layers, custom layers,
+    activations tf_keras cannot deserialize: any error of `to_tf_keras`)
     cannot be pruned by TF-MOT: it gets the float32 and post-training
     quantized files only, and the report's `"skipped"` entry says why.
 
@@ -88,6 +97,38 @@ def compress(
     prune_tuning = FineTuning(epochs=prune_epochs, learning_rate=3e-3)
     qat_tuning = FineTuning(epochs=qat_epochs, learning_rate=5e-4)
     out_dir = _prepare_out_dir(out_dir)
+    stage = tempfile.mkdtemp(prefix=f".{os.path.basename(out_dir)}.partial-",
+                             dir=os.path.dirname(os.path.abspath(out_dir)))
+    try:
+        report = _compress_into(
+            stage, student, train_data, teacher, val_data, sparsity,
+            quantization, prune_tuning, qat_tuning, keep_dense, per_channel,
+            verbose)
+        _publish(stage, out_dir, REPORT_FILES)
+    finally:
+        shutil.rmtree(stage, ignore_errors=True)
+    return report
+
+
+REPORT_FILES = ("compression.json", "compression.md")
+
+
+def _publish(stage, out_dir, report_files):
+    """Moves the staged files into `out_dir`: the old report out first,
+    the new report last (each move is an atomic rename on one file
+    system)."""
+    for name in report_files:
+        path = os.path.join(out_dir, name)
+        if os.path.exists(path):
+            os.remove(path)
+    names = sorted(os.listdir(stage), key=lambda n: n in report_files)
+    for name in names:
+        os.replace(os.path.join(stage, name), os.path.join(out_dir, name))
+
+
+def _compress_into(out_dir, student, train_data, teacher, val_data,
+                   sparsity, quantization, prune_tuning, qat_tuning,
+                   keep_dense, per_channel, verbose):
     val_data = train_data if val_data is None else val_data
     files = {
         "float32": os.path.join(out_dir, "student_float32.tflite"),
@@ -126,9 +167,9 @@ def compress(
     if skipped is not None:
         report["skipped"] = {"steps": ["prune", "quantize"],
                              "reason": skipped}
-    write_text_atomic(os.path.join(out_dir, "compression.json"),
+    write_text_atomic(os.path.join(out_dir, REPORT_FILES[0]),
                       json.dumps(report, indent=2) + "\n")
-    write_text_atomic(os.path.join(out_dir, "compression.md"),
+    write_text_atomic(os.path.join(out_dir, REPORT_FILES[1]),
                       compression_markdown(report, sparsity))
     return report
 
@@ -170,8 +211,8 @@ def _why_no_twin(student):
 
     try:
         to_tf_keras(student)
-    except ValueError as e:
-        return str(e)
+    except Exception as e:  # any failure of the twin means no TF-MOT path
+        return f"{type(e).__name__}: {e}"
     return None
 
 

@@ -43,7 +43,7 @@ def prune(
     train_data,
     *,
     teacher=None,
-    target_sparsity=0.75,
+    target_sparsity=None,
     schedule="polynomial",
     structure=None,
     keep_dense=(),
@@ -70,9 +70,12 @@ def prune(
     Args:
         model: a Keras 3 Functional/Sequential model (converted with
             `to_tf_keras`) or a tf_keras model (copied).
-        train_data: `tf.data.Dataset` of `(x, y)` batches, integer labels.
+        train_data: `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`
+            batches; integer or one-hot labels (see `FineTuning(loss=...)`).
         teacher: optional Keras 3 teacher that outputs logits.
-        target_sparsity: final fraction of zero weights, in (0, 1).
+        target_sparsity: final fraction of zero weights, in (0, 1); 0.75
+            by default, or the sparsity an `MByNSparsity` structure fixes
+            (any other value with it is an error).
         schedule: `PolynomialRamp()` (or `"polynomial"`),
             `ConstantSparsity()` (or `"constant"`), or a TF-MOT
             `PruningSchedule` used as it is (its own final sparsity then
@@ -100,8 +103,8 @@ def prune(
     )
     ```
     """
-    target_sparsity = _check_sparsity(target_sparsity, "target_sparsity")
     structure_arguments(structure)  # a clear error before any work
+    target_sparsity = _target_sparsity(target_sparsity, structure)
     keep_dense = _check_keep_dense(model, keep_dense)
     fine_tuning = check_fine_tuning(
         fine_tuning, FineTuning(epochs=2, learning_rate=3e-3))
@@ -159,3 +162,18 @@ def weight_sparsity(model):
     total = sum(w.size for w in kernels)
     zeros = sum(int(np.sum(w == 0)) for w in kernels)
     return zeros / total if total else 0.0
+
+
+def _target_sparsity(target_sparsity, structure):
+    """`target_sparsity` checked against a structure that fixes it
+    (`MByNSparsity`); 0.75, or the structure's, when left out."""
+    fixed = getattr(structure, "fixed_sparsity", None)
+    if target_sparsity is None:
+        return 0.75 if fixed is None else fixed
+    target_sparsity = _check_sparsity(target_sparsity, "target_sparsity")
+    if fixed is not None and abs(target_sparsity - fixed) > 1e-9:
+        raise ValueError(
+            f"`structure={structure!r}` fixes the sparsity at {fixed:g}, so "
+            f"`target_sparsity` must be {fixed:g} or left out. Received: "
+            f"target_sparsity={target_sparsity!r}")
+    return target_sparsity

@@ -60,7 +60,8 @@ class BlockSparsity:
 class MByNSparsity:
     """Keeps `m` of every `n` consecutive weights along the input channels
     (2:4 sparsity for sparse tensor cores and XNNPACK's sparse inference).
-    It fixes the sparsity at `1 − m/n`: the schedule's target is not used.
+    It fixes the sparsity at `1 − m/n`: `prune`'s `target_sparsity` must
+    be that value or left out.
 
     Reference: Mishra et al., "Accelerating Sparse Deep Neural Networks",
     2021 (arXiv:2104.08378).
@@ -72,6 +73,11 @@ class MByNSparsity:
     def __init__(self, m, n):
         _check_pair("MByNSparsity", m, n, "m", "n", True)
         self.m, self.n = m, n
+
+    @property
+    def fixed_sparsity(self):
+        """`1 − m/n`: the only sparsity this structure gives."""
+        return 1.0 - self.m / self.n
 
     def prune_arguments(self):
         return {"sparsity_m_by_n": (self.m, self.n)}

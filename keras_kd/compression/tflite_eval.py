@@ -170,14 +170,25 @@ class TFLiteRunner:
         return np.concatenate(outputs)
 
 
+def class_indices(y, logits):
+    """Integer classes `(n,)` from integer labels `(n,)` / `(n, 1)` or from
+    one-hot or soft label rows `(n, classes)`."""
+    classes = logits.shape[-1]
+    if y.ndim == logits.ndim and y.shape[-1] == classes and classes > 1:
+        return np.argmax(y, axis=-1).reshape(-1)
+    return y.reshape(-1)
+
+
 def evaluate_tflite(path, dataset, latency_samples=_LATENCY_SAMPLES):
     """Accuracy, size, sparsity and latency of a `.tflite` classifier.
 
     Args:
         path: a `.tflite` file.
-        dataset: `tf.data.Dataset` of `(x, y)` batches with integer labels
-            (or a tuple of arrays `(x, y)`); `x` is an array, or a dict of
-            arrays keyed by input name for multi-input models.
+        dataset: `tf.data.Dataset` of `(x, y)` or `(x, y, sample_weight)`
+            batches (or a tuple of arrays `(x, y)`); `y` holds integer
+            labels, or one-hot / soft rows (their argmax is the class); `x`
+            is an array, or a dict of arrays keyed by input name for
+            multi-input models.
         latency_samples: examples timed one at a time for the latency.
 
     Returns:
@@ -200,10 +211,10 @@ def evaluate_tflite(path, dataset, latency_samples=_LATENCY_SAMPLES):
     runner = TFLiteRunner(data)
     correct = seen = 0
     singles = []
-    for x, y in dataset:
+    for x, y, *_ in dataset:  # sample weights, if any, are not needed
         named = runner.named(keras.tree.map_structure(np.asarray, x))
-        y = np.asarray(y).reshape(-1)
         logits = runner.logits(named)
+        y = class_indices(np.asarray(y), logits)
         correct += int(np.sum(np.argmax(logits, axis=-1) == y))
         seen += len(y)
         for i in range(len(y)):
