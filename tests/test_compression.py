@@ -342,6 +342,64 @@ def test_keras_applications_mobilenet_through_prune_qat_and_int8(tmp_path):
     assert results["sparsity"] >= 0.4
 
 
+def perturbed(model, seed=0):
+    """Random BatchNormalization statistics: random-init keras.applications
+    models otherwise output logits near 1e-10, which any twin matches."""
+    rng = np.random.default_rng(seed)
+    for layer in model.layers:
+        if isinstance(layer, keras.layers.BatchNormalization):
+            gamma, beta, mean, variance = layer.get_weights()
+            layer.set_weights([rng.uniform(0.5, 1.5, gamma.shape),
+                               rng.normal(0, 0.2, beta.shape),
+                               rng.normal(0, 0.2, mean.shape),
+                               rng.uniform(0.5, 1.5, variance.shape)])
+    return model
+
+
+@pytest.mark.parametrize("family", ["MobileNetV3Small", "MobileNetV3Large",
+                                    "EfficientNetB0"])
+def test_keras_applications_twins_match_keras(family):
+    """MobileNetV3 (hard SiLU, hard sigmoid as `x + 3` operators) and
+    EfficientNetB0 twins give Keras's logits to 1e-4 · max(1, |logit|)."""
+    from keras_kd.compression.twin import to_tf_keras
+
+    keras.utils.set_random_seed(0)
+    kwargs = {"include_preprocessing": False} if "V3" in family else {}
+    model = perturbed(getattr(keras.applications, family)(
+        input_shape=(32, 32, 3), weights=None, classes=5,
+        classifier_activation=None, **kwargs))
+    x = np.random.default_rng(1).normal(size=(4, 32, 32, 3)).astype(
+        "float32")
+    expected = np.asarray(model(x, training=False))
+    got = to_tf_keras(model)(x, training=False).numpy()
+    assert np.abs(expected).max() > 1e-2  # logits that can disagree
+    assert np.abs(got - expected).max() <= 1e-4 * max(
+        1.0, np.abs(expected).max())
+
+
+@pytest.mark.slow
+def test_mobilenet_v3_through_compress(tmp_path):
+    """MobileNetV3Small (random init) is pruned through its twin; TF-MOT's
+    QAT refuses its operator layers, so the pruned file is post-training
+    quantized, and the report says so."""
+    keras.utils.set_random_seed(0)
+    student = keras.applications.MobileNetV3Small(
+        input_shape=(32, 32, 3), weights=None, classes=4,
+        classifier_activation=None, include_preprocessing=False)
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(32, 32, 32, 3)).astype("float32")
+    y = rng.integers(0, 4, 32).astype("int32")
+    train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
+    report = compress(student, train, sparsity=0.5, prune_epochs=1,
+                      out_dir=str(tmp_path / "out"), verbose=0)
+    assert report["skipped"]["steps"] == ["quantize"]
+    assert report["pruned_int8"]["sparsity"] >= 0.4
+    assert report["float32"]["sparsity"] < 0.05
+    assert sorted(os.listdir(tmp_path)) == ["out"]
+    assert "Quantization-aware training was skipped" in (
+        tmp_path / "out" / "compression.md").read_text()
+
+
 def mlp(width, name):
     inputs = keras.Input((12, 12, 1))
     hidden = keras.layers.Dense(width, activation="relu")(

@@ -50,6 +50,10 @@ def compress(
     as it was, and a report in `out_dir` always describes the files beside
     it.
 
+    Where TF-MOT's quantization-aware training refuses the pruned twin
+    (MobileNetV3's `TFOpLambda` operators), the pruned file is
+    post-training quantized instead, and `"skipped"` says so.
+
     A student without a tf_keras twin (keras-hub layers, custom layers,
     activations tf_keras cannot deserialize: any error of `to_tf_keras`)
     cannot be pruned by TF-MOT: it gets the float32 and post-training
@@ -142,20 +146,25 @@ def _compress_into(out_dir, student, train_data, teacher, val_data,
     export_tflite(student, files[quantization], quantization=quantization,
                   representative_data=representative, per_channel=per_channel)
     skipped = _why_no_twin(student)
+    skipped_qat = None
     if skipped is None:
         pruned = prune(student, train_data, teacher=teacher,
                        target_sparsity=sparsity, keep_dense=keep_dense,
                        fine_tuning=prune_tuning,
                        verbose=verbose)
-        if quantization == "int8":
-            pruned = quantize(pruned, train_data, teacher=teacher,
-                              fine_tuning=qat_tuning,
-                              verbose=verbose)
+        qat = quantization == "int8"
+        if qat:
+            try:
+                pruned = quantize(pruned, train_data, teacher=teacher,
+                                  fine_tuning=qat_tuning, verbose=verbose)
+            except Exception as e:  # TF-MOT's QAT lacks a layer: PTQ
+                qat = False
+                skipped_qat = f"{type(e).__name__}: {e}"
         export_tflite(pruned, files[f"pruned_{quantization}"],
                       quantization=quantization,
                       representative_data=representative,
                       # a QAT model carries its own (per-channel) quantizers
-                      per_channel=per_channel or quantization == "int8")
+                      per_channel=per_channel or qat)
     else:
         del files[f"pruned_{quantization}"]
 
@@ -167,6 +176,8 @@ def _compress_into(out_dir, student, train_data, teacher, val_data,
     if skipped is not None:
         report["skipped"] = {"steps": ["prune", "quantize"],
                              "reason": skipped}
+    elif skipped_qat is not None:
+        report["skipped"] = {"steps": ["quantize"], "reason": skipped_qat}
     write_text_atomic(os.path.join(out_dir, REPORT_FILES[0]),
                       json.dumps(report, indent=2) + "\n")
     write_text_atomic(os.path.join(out_dir, REPORT_FILES[1]),
@@ -198,9 +209,13 @@ def compression_markdown(report, sparsity):
             f"{base['gzip_bytes'] / entry['gzip_bytes']:.1f}x smaller | "
             f"{entry['sparsity']:.1%} | {entry['latency_ms_p50']:.3f} ms |"
         )
-    if "skipped" in report:
+    if "skipped" in report and "prune" in report["skipped"]["steps"]:
         lines += ["", "Pruning and quantization-aware training were skipped "
                   "(post-training quantization only): "
+                  f"{report['skipped']['reason']}"]
+    elif "skipped" in report:
+        lines += ["", "Quantization-aware training was skipped (the pruned "
+                  "model is post-training quantized): "
                   f"{report['skipped']['reason']}"]
     return "\n".join(lines) + "\n"
 

@@ -34,6 +34,18 @@ _DROPPABLE = {
 }
 _RENAMED = {"LeakyReLU": {"negative_slope": "alpha"}}
 _TOLERANCE = 1e-4
+# Keras 3 activations that tf_keras lacks or defines differently (its
+# `hard_sigmoid` is clip(0.2·x + 0.5); Keras 3's is relu6(x + 3) / 6): the
+# twin uses these registered tf_keras custom objects instead.
+_ACTIVATIONS = {"hard_silu": "keras_kd_hard_silu",
+                "hard_swish": "keras_kd_hard_silu",
+                "hard_sigmoid": "keras_kd_hard_sigmoid"}
+# Keras 3 operations in a Functional graph (`x + 3.0` in MobileNetV3's
+# hard sigmoid): replayed as the same operator on tf_keras tensors, which
+# tf_keras records as `TFOpLambda` layers.
+_OPERATORS = {"Add": lambda a, b: a + b, "Subtract": lambda a, b: a - b,
+              "Multiply": lambda a, b: a * b,
+              "Divide": lambda a, b: a / b, "TrueDivide": lambda a, b: a / b}
 
 
 def to_tf_keras(model, check_numerics=True):
@@ -68,6 +80,7 @@ def to_tf_keras(model, check_numerics=True):
     tfk = tf_keras()
     if isinstance(model, tfk.Model):
         return model
+    _register_activations(tfk)
     graph = functional_graph(model)
     if graph is None:
         raise ValueError(
@@ -89,6 +102,8 @@ def to_tf_keras(model, check_numerics=True):
         if id(operation) in mask_only:
             # tf_keras layers recompute and pass masks themselves.
             return None
+        if _is_operator(operation):
+            return _OPERATORS[type(operation).__name__](*args)
         twin = twins.get(id(operation))
         if twin is None:
             twin = twins[id(operation)] = _twin_layer(operation, tfk)
@@ -202,7 +217,7 @@ def _check_supported(model, graph):
     for operation in _leaf_operations(graph):
         name = type(operation).__name__
         if isinstance(operation, keras.layers.Identity) or (
-                id(operation) in mask_only):
+                id(operation) in mask_only) or _is_operator(operation):
             continue
         if not hasattr(tfk.layers, name) or not hasattr(operation,
                                                         "get_config"):
@@ -238,8 +253,37 @@ def _translate(value):
 
 
 def _translate_config(layer):
-    return _legacy_config(type(layer).__name__,
-                          _translate(layer.get_config()))
+    config = _legacy_config(type(layer).__name__,
+                            _translate(layer.get_config()))
+    if config.get("activation") in _ACTIVATIONS:
+        config["activation"] = _ACTIVATIONS[config["activation"]]
+    return config
+
+
+def _is_operator(operation):
+    """A Keras 3 operation node (not a layer) the twin replays as an
+    operator: `x + 3.0`, `x * (1 / 6)`."""
+    return (not isinstance(operation, keras.layers.Layer)
+            and type(operation).__name__ in _OPERATORS)
+
+
+def _register_activations(tfk):
+    """Keras 3's hard sigmoid and hard SiLU as tf_keras custom objects, so
+    twins (and TF-MOT's clones of them) deserialize."""
+    import tensorflow as tf
+
+    def hard_sigmoid(x):
+        return tf.nn.relu6(x + 3.0) / 6.0
+
+    def hard_silu(x):
+        return x * (tf.nn.relu6(x + 3.0) / 6.0)
+
+    # tf_keras serializes a function by its __name__: the registered one.
+    hard_sigmoid.__name__ = "keras_kd_hard_sigmoid"
+    hard_silu.__name__ = "keras_kd_hard_silu"
+    objects = tfk.utils.get_custom_objects()
+    objects.setdefault("keras_kd_hard_sigmoid", hard_sigmoid)
+    objects.setdefault("keras_kd_hard_silu", hard_silu)
 
 
 def _legacy_config(class_name, config):
