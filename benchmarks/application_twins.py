@@ -22,6 +22,7 @@ import keras  # noqa: E402
 import numpy as np  # noqa: E402
 
 from keras_kd.compression import to_tf_keras  # noqa: E402
+from keras_kd.utils import compat  # noqa: E402
 
 FAMILIES = {
     # family: (constructor, input size, extra arguments)
@@ -50,7 +51,7 @@ def randomize_batch_norm(model, rng):
              "beta": lambda n: rng.normal(0, 0.2, n),
              "moving_mean": lambda n: rng.normal(0, 0.2, n),
              "moving_variance": lambda n: rng.uniform(0.5, 1.5, n)}
-    for layer in model._flatten_layers():
+    for layer in compat.all_layers(model):
         if isinstance(layer, keras.layers.BatchNormalization):
             for weight in layer.weights:
                 kind = weight.path.split("/")[-1]
