@@ -284,7 +284,8 @@ def main(argv=None):
         "bits_per_byte": {name: math.log2(results[f"{name}_perplexity"])
                           for name in models},
         "seconds": seconds, "mode": mode, "student_epochs": epochs,
-        "flag": {"smoke": " --smoke", "full": " --full"}.get(mode, ""),
+        "flag": {"smoke": " --smoke", "full": " --full"}.get(mode, "") + (
+            " --retrain-teacher" if args.retrain_teacher else ""),
         "teacher_source": source, "exported": exported,
         "test_reviews": len(data["test"]["token_ids"]),
         "date": datetime.date.today().isoformat(),
