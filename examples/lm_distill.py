@@ -33,8 +33,8 @@ Description: A four-layer keras-hub GPT-2 teacher trained from scratch on
 
 Run `python examples/lm_distill.py --help`. The default quick mode trains
 each student 3 epochs (about 6 minutes on 2 CPU cores with the shipped
-teacher; 15 with `--retrain-teacher`); `--full` trains 6; `--smoke` runs the whole path on 200 reviews
-in about a minute (for tests).
+teacher; 15 with `--retrain-teacher`); `--full` trains 6; `--smoke` runs
+the whole path on 200 reviews in about a minute (for tests).
 
 References: Hinton et al., 2015; Sanh et al., "DistilBERT" (DistilGPT-2),
 2019; Gu et al., "MiniLLM", ICLR 2024; Agarwal et al., "On-Policy
