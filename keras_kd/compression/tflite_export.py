@@ -256,13 +256,18 @@ def export_tflite(model, path, *, quantization=None,
         _check_full_integer(source, inputs)
     flatbuffer = _convert_model(source, inputs, quantization, samples,
                                 per_channel)
+    check_builtins_only(flatbuffer)
+    return write_bytes_atomic(path, flatbuffer)
+
+
+def check_builtins_only(flatbuffer):
+    """Refuses a converted model that needs Select TF (Flex) ops."""
     flex = [op for op in operator_names(flatbuffer) if op.startswith("Flex")]
     if flex:
         raise ValueError(
             f"The converted model needs Select TF (Flex) ops {flex}, which "
             "phones without the Flex delegate cannot run; no file was "
             "written. Replace the layers that produce them.")
-    return write_bytes_atomic(path, flatbuffer)
 
 
 def _convertible(model):

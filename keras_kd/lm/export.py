@@ -67,7 +67,7 @@ def export_tflite(model, path, sequence_length, quantization=None,
     """
     import tensorflow as tf
 
-    from keras_kd.compression.tflite_eval import operator_names
+    from keras_kd.compression.tflite_export import check_builtins_only
 
     if keras.backend.backend() != "tensorflow":
         raise ValueError("keras_kd.lm.export_tflite needs the TensorFlow "
@@ -113,11 +113,7 @@ def export_tflite(model, path, sequence_length, quantization=None,
         if quantization == "dynamic":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         flatbuffer = converter.convert()
-    flex = [op for op in operator_names(flatbuffer) if op.startswith("Flex")]
-    if flex:
-        raise ValueError(f"The converted LM needs Select TF (Flex) ops "
-                         f"{flex}, which phones without the Flex delegate "
-                         "cannot run; no file was written.")
+    check_builtins_only(flatbuffer)
     write_bytes_atomic(path, flatbuffer)
     return list(endpoints)
 
