@@ -1,8 +1,9 @@
-"""Distillation-aware fine-tuning of tf_keras models (pruning, QAT).
+"""Distillation-aware fine-tuning of students being pruned or quantized.
 
 TF-MOT's wrappers live in tf_keras while the teacher is a Keras 3 model;
 both run inside one `tf.function` and one `GradientTape`, so fine-tuning
-after pruning or during quantization-aware training keeps distilling.
+after pruning or during quantization-aware training keeps distilling. The
+Keras-native path trains Keras 3 students with the same loop.
 """
 
 import math
@@ -119,26 +120,31 @@ def fine_tune(
     description="fine-tune",
     verbose=1,
 ):
-    """Trains a tf_keras `model` on `(x, y)` or `(x, y, sample_weight)`
-    batches (integer or one-hot labels), distilling if asked.
+    """Trains a tf_keras or Keras 3 `model` on `(x, y)` or
+    `(x, y, sample_weight)` batches (integer or one-hot labels), distilling
+    if asked.
 
     Loss: `alpha · CE(y, s) + (1 − alpha) · T² KL(softmax(t/T) ‖
     softmax(s/T))` with a teacher, computed by the Distiller's own loss
     objects (`keras_kd.terms.SoftTargetTerm` and the sparse cross-entropy
-    on logits); plain cross-entropy without one. `callbacks` are tf_keras
-    callbacks driven as `fit` would drive them (TF-MOT's
-    `UpdatePruningStep`, say). `fine_tuning` (a `FineTuning`) sets the
-    epochs, learning rate, `alpha` and temperature.
+    on logits); plain cross-entropy without one. `callbacks` are callbacks of
+    the model's framework, driven as `fit` would drive them (TF-MOT's
+    `UpdatePruningStep`, or Keras-native pruning's `PruningStep`).
+    `fine_tuning` (a `FineTuning`) sets the epochs, learning rate, `alpha`
+    and temperature.
 
     Returns:
         The list of mean losses per epoch.
     """
-    tfk = tf_keras()
     fine_tuning = check_fine_tuning(fine_tuning, FineTuning())
     epochs, alpha = fine_tuning.epochs, fine_tuning.alpha
     steps = count_batches(train_data)
-    optimizer = tfk.optimizers.Adam(fine_tuning.learning_rate)
-    callback_list = tfk.callbacks.CallbackList(list(callbacks), model=model)
+    # A Keras 3 student (Keras-native pruning and QAT) or a tf_keras one
+    # (TF-MOT): each gets its own framework's optimizer and callbacks.
+    framework = keras if isinstance(model, keras.Model) else tf_keras()
+    optimizer = framework.optimizers.Adam(fine_tuning.learning_rate)
+    callback_list = framework.callbacks.CallbackList(list(callbacks),
+                                                     model=model)
     sparse = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
     dense = keras.losses.CategoricalCrossentropy(from_logits=True)
     soft_targets = SoftTargetTerm(temperature=fine_tuning.temperature)

@@ -6,7 +6,6 @@ import shutil
 import tempfile
 
 from keras_kd.compression.fine_tune import FineTuning
-from keras_kd.compression.pruning import _check_sparsity
 from keras_kd.compression.pruning import prune
 from keras_kd.compression.quantization import quantize
 from keras_kd.compression.tflite_eval import evaluate_tflite
@@ -14,6 +13,7 @@ from keras_kd.compression.tflite_export import export_tflite
 from keras_kd.utils.io import write_text_atomic
 from keras_kd.utils.validation import check_bool
 from keras_kd.utils.validation import check_one_of
+from keras_kd.utils.validation import check_open_unit_interval
 
 
 def compress(
@@ -89,7 +89,7 @@ def compress(
     )
     ```
     """
-    sparsity = _check_sparsity(sparsity, "sparsity")
+    sparsity = check_open_unit_interval("sparsity", sparsity)
     check_one_of("quantization", quantization, ("int8", "dynamic", "float16"))
     check_bool("per_channel", per_channel)
     for name, value in (("prune_epochs", prune_epochs),

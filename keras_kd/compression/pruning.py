@@ -1,5 +1,7 @@
-"""Magnitude pruning of Keras 3 (or tf_keras) students with TF-MOT."""
+"""Magnitude pruning of Keras 3 (or tf_keras) students: with TF-MOT on
+a tf_keras twin where one exists, Keras-native otherwise."""
 
+import keras
 import numpy as np
 
 from keras_kd.compression import schedules
@@ -9,8 +11,17 @@ from keras_kd.compression.fine_tune import FineTuning
 from keras_kd.compression.fine_tune import check_fine_tuning
 from keras_kd.compression.fine_tune import count_batches
 from keras_kd.compression.fine_tune import fine_tune
+from keras_kd.compression.native import masks as native_masks
+from keras_kd.compression.native.weights import copy_model
+from keras_kd.compression.native.weights import layer_names
+from keras_kd.compression.native.weights import weight_sites
 from keras_kd.compression.structures import structure_arguments
 from keras_kd.compression.twin import to_tf_keras
+from keras_kd.utils import compat
+from keras_kd.utils.validation import check_one_of
+from keras_kd.utils.validation import check_open_unit_interval
+
+PATHS = ("auto", "tfmot", "keras")
 
 
 def fresh_tf_keras_copy(model):
@@ -27,15 +38,37 @@ def fresh_tf_keras_copy(model):
     return to_tf_keras(model)
 
 
-def _check_sparsity(value, argument):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not (
-        0.0 < value < 1.0
-    ):
+def twin_failure(model):
+    """`None` when `model` has a tf_keras twin TF-MOT can wrap (or is a
+    tf_keras model), else why not, as `"TypeError: ..."`."""
+    if isinstance(model, tf_keras().Model):
+        return None
+    try:
+        to_tf_keras(model)
+    except Exception as e:  # any failure of the twin means no TF-MOT path
+        return f"{type(e).__name__}: {e}"
+    return None
+
+
+def choose_path(model, path):
+    """`"tfmot"` or `"keras"` for `path="auto"`: TF-MOT on the tf_keras
+    twin where the twin exists, Keras-native otherwise. A forced path is
+    checked against the model."""
+    check_one_of("path", path, PATHS)
+    is_tf_keras = isinstance(model, tf_keras().Model)
+    if path == "keras" and is_tf_keras:
         raise ValueError(
-            f"Argument `{argument}` must be in (0, 1). "
-            f"Received: {argument}={value!r}"
-        )
-    return float(value)
+            "Keras-native pruning and QAT take Keras 3 models; this is a "
+            f"tf_keras model ('{model.name}'). Received: path='keras'")
+    if path != "auto":
+        return path
+    return "tfmot" if twin_failure(model) is None else "keras"
+
+
+def _mark(model, path):
+    """Records on the returned model which path made it."""
+    object.__setattr__(model, "compression_path", path)
+    return model
 
 
 def prune(
@@ -48,13 +81,24 @@ def prune(
     structure=None,
     keep_dense=(),
     fine_tuning=None,
+    path="auto",
     verbose=1,
 ):
     """Prunes `model` to `target_sparsity` while fine-tuning, then strips it.
 
-    Every Conv/Dense-like layer TF-MOT supports is wrapped with
-    `prune_low_magnitude`; other layers (normalisation, attention) are kept
-    dense. By default the sparsity ramps up along a polynomial over the
+    Two paths, chosen by `path="auto"` (the choice is in the returned
+    model's `compression_path`):
+
+    - `"tfmot"`, where the model has a tf_keras twin (`to_tf_keras`): every
+      Conv/Dense-like layer TF-MOT supports is wrapped with
+      `prune_low_magnitude`; other layers are kept dense; a tf_keras model
+      comes back.
+    - `"keras"`, for any other Keras 3 model (keras-hub transformers, custom
+      layers): the kernels of every `Dense`, `EinsumDense`, `Conv*` and
+      `Embedding` layer at any depth (so the projections inside
+      `MultiHeadAttention`) are masked by magnitude, layer by layer, and a
+      Keras 3 model of the same class comes back.
+ By default the sparsity ramps up along a polynomial over the
     first 70% of the fine-tuning steps (`PolynomialRamp()`), and the
     `UpdatePruningStep` bookkeeping is done here. With a `teacher`, the
     fine-tuning distils (soft targets + hard labels), which recovers most
@@ -82,18 +126,21 @@ def prune(
             governs).
         structure: `None` (weight by weight), `BlockSparsity(rows, cols)`
             or `MByNSparsity(m, n)` (the latter fixes the sparsity).
-        keep_dense: names of layers to leave dense. A stem convolution on a
-            one-channel image has only 9 weights per filter: pruning it
-            costs far more accuracy than the few bytes it saves.
+        keep_dense: names of layers to leave dense (on the Keras path, at
+            any depth). A stem convolution on a one-channel image has only
+            9 weights per filter: pruning it costs far more accuracy than
+            the few bytes it saves.
         fine_tuning: a `FineTuning`; default `FineTuning(epochs=2,
             learning_rate=3e-3)`. On a 24k-parameter Fashion-MNIST student
             (75%, 400 pruning + 200 QAT steps), 3e-3 here and 5e-4 in
             `quantize` ended 1.8 pt above 1e-3 and 2e-4.
+        path: `"auto"`, `"tfmot"` or `"keras"` (see above).
         verbose: show a progress bar.
 
     Returns:
-        The pruned, stripped tf_keras model, ready for `quantize` or
-        `export_tflite`.
+        The pruned, stripped model (tf_keras on the TF-MOT path, Keras 3 on
+        the Keras path), ready for `quantize` or `export_tflite`; its
+        `compression_path` attribute says which path made it.
 
     Example:
 
@@ -105,23 +152,32 @@ def prune(
     """
     structure_arguments(structure)  # a clear error before any work
     target_sparsity = _target_sparsity(target_sparsity, structure)
-    keep_dense = _check_keep_dense(model, keep_dense)
+    path = choose_path(model, path)
+    keep_dense = _check_keep_dense(model, keep_dense, deep=path == "keras")
     fine_tuning = check_fine_tuning(
         fine_tuning, FineTuning(epochs=2, learning_rate=3e-3))
+    steps = count_batches(train_data) * fine_tuning.epochs
+    if path == "keras":
+        pruned = copy_model(model)
+        masks = native_masks.MagnitudeMasks(
+            weight_sites(pruned, keep_dense), structure)
+        step = native_masks.PruningStep(masks, schedules.native_schedule(
+            schedule, target_sparsity, steps))
+        fine_tune(pruned, train_data, teacher=teacher,
+                  fine_tuning=fine_tuning, callbacks=[step],
+                  description="prune (Keras-native)", verbose=verbose)
+        return _mark(pruned, "keras")
     mot = tfmot()
     sparsity = mot.sparsity.keras
-    steps = count_batches(train_data) * fine_tuning.epochs
     pruning_schedule = schedules.pruning_schedule(schedule, target_sparsity,
                                                   steps)
 
-    from tensorflow_model_optimization.python.core.sparsity.keras import (
-        prune_registry,
-    )
+    registry = compat.tfmot_prune_registry()
 
     def wrap(layer):
         if layer.name in keep_dense:
             return layer
-        if prune_registry.PruneRegistry.supports(layer) and layer.weights:
+        if registry.supports(layer) and layer.weights:
             return sparsity.prune_low_magnitude(
                 layer, pruning_schedule=pruning_schedule,
                 **structure_arguments(structure, layer))
@@ -138,14 +194,15 @@ def prune(
         description="prune",
         verbose=verbose,
     )
-    return sparsity.strip_pruning(wrapped)
+    return _mark(sparsity.strip_pruning(wrapped), "tfmot")
 
 
-def _check_keep_dense(model, keep_dense):
+def _check_keep_dense(model, keep_dense, deep=False):
     if isinstance(keep_dense, str):
         keep_dense = (keep_dense,)
     keep_dense = tuple(keep_dense or ())
-    names = {layer.name for layer in model.layers}
+    names = (layer_names(model) if deep and isinstance(model, keras.Model)
+             else {layer.name for layer in model.layers})
     unknown = [name for name in keep_dense if name not in names]
     if unknown:
         raise ValueError(
@@ -170,7 +227,8 @@ def _target_sparsity(target_sparsity, structure):
     fixed = getattr(structure, "fixed_sparsity", None)
     if target_sparsity is None:
         return 0.75 if fixed is None else fixed
-    target_sparsity = _check_sparsity(target_sparsity, "target_sparsity")
+    target_sparsity = check_open_unit_interval("target_sparsity",
+                                               target_sparsity)
     if fixed is not None and abs(target_sparsity - fixed) > 1e-9:
         raise ValueError(
             f"`structure={structure!r}` fixes the sparsity at {fixed:g}, so "

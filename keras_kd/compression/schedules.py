@@ -54,6 +54,17 @@ class PolynomialRamp:
             begin_step=0, end_step=end_step, power=self.power,
             frequency=max(1, end_step // self.updates))
 
+    def sparsity_at(self, step, target_sparsity, steps):
+        """The sparsity to prune to before fine-tuning step `step` (from 0),
+        or `None` when the masks stay as they are (Keras-native pruning).
+        The last update of the ramp lands on the target exactly."""
+        end_step = max(1, int(self.ramp * steps))
+        frequency = max(1, end_step // self.updates)
+        if step > end_step or (step % frequency and step != end_step):
+            return None
+        progress = min(1.0, step / end_step)
+        return target_sparsity * (1.0 - (1.0 - progress) ** self.power)
+
     def get_config(self):
         return {"ramp": self.ramp, "updates": self.updates,
                 "power": self.power}
@@ -79,6 +90,11 @@ class ConstantSparsity:
             target_sparsity, begin_step=0,
             frequency=max(1, steps // self.updates))
 
+    def sparsity_at(self, step, target_sparsity, steps):
+        """The target every `steps // updates` steps, else `None`."""
+        return None if step % max(1, steps // self.updates) else (
+            target_sparsity)
+
     def get_config(self):
         return {"updates": self.updates}
 
@@ -90,13 +106,23 @@ class ConstantSparsity:
 _NAMED = {"polynomial": PolynomialRamp, "constant": ConstantSparsity}
 
 
-def pruning_schedule(schedule, target_sparsity, steps):
-    """TF-MOT's schedule for `prune(schedule=...)`.
+def native_schedule(schedule, target_sparsity, steps):
+    """`step -> sparsity or None` for Keras-native pruning, from the same
+    `schedule=` values `prune` takes (a TF-MOT `PruningSchedule` is asked
+    step by step)."""
+    schedule = _resolve(schedule)
+    if isinstance(schedule, (PolynomialRamp, ConstantSparsity)):
+        return lambda step: schedule.sparsity_at(step, target_sparsity, steps)
+    tfmot_schedule = pruning_schedule(schedule, target_sparsity, steps)
 
-    Raises:
-        TypeError: for anything but a name, one of our schedules or a TF-MOT
-            `PruningSchedule`, naming what was received.
-    """
+    def ask(step):
+        should, sparsity = tfmot_schedule(step)
+        return float(sparsity) if bool(should) else None
+
+    return ask
+
+
+def _resolve(schedule):
     if isinstance(schedule, str):
         if schedule not in _NAMED:
             raise ValueError(
@@ -104,6 +130,17 @@ def pruning_schedule(schedule, target_sparsity, steps):
                 "keras_kd.compression schedule or a TF-MOT PruningSchedule. "
                 f"Received: schedule={schedule!r}")
         schedule = _NAMED[schedule]()
+    return schedule
+
+
+def pruning_schedule(schedule, target_sparsity, steps):
+    """TF-MOT's schedule for `prune(schedule=...)`.
+
+    Raises:
+        TypeError: for anything but a name, one of our schedules or a TF-MOT
+            `PruningSchedule`, naming what was received.
+    """
+    schedule = _resolve(schedule)
     if isinstance(schedule, (PolynomialRamp, ConstantSparsity)):
         return schedule.build(target_sparsity, steps)
     if isinstance(schedule, tfmot().sparsity.keras.PruningSchedule):

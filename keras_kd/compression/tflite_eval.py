@@ -90,6 +90,68 @@ def operator_names(data):
     return sorted(names)
 
 
+def operator_types(data):
+    """`{operator name: sorted set of "input types -> output types"}` for
+    every operator of a TFLite flatbuffer: which kernels run in int8.
+
+    Example: `{"FULLY_CONNECTED": ["INT8,INT8,INT32->INT8"], ...}` for an
+    int8 fully-connected layer (input, weights, bias -> output).
+    """
+    _, schema = _litert()
+    builtin = {value: name for name, value in vars(
+        schema.BuiltinOperator).items() if not name.startswith("_")}
+    types = {value: name for name, value in vars(
+        schema.TensorType).items() if not name.startswith("_")}
+    model = schema.Model.GetRootAsModel(data, 0)
+    found = {}
+    for g in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(g)
+
+        def kinds(indices):
+            return ",".join(
+                "-" if i < 0 else types[subgraph.Tensors(i).Type()]
+                for i in indices)
+
+        for o in range(subgraph.OperatorsLength()):
+            op = subgraph.Operators(o)
+            code = model.OperatorCodes(op.OpcodeIndex())
+            custom = code.CustomCode()
+            name = custom.decode() if custom else builtin.get(
+                max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
+            signature = (f"{kinds(op.InputsAsNumpy())}->"
+                         f"{kinds(op.OutputsAsNumpy())}")
+            found.setdefault(name, set()).add(signature)
+    return {name: sorted(s) for name, s in found.items()}
+
+
+def weight_tensor_zeros(data):
+    """`[(name, shape, fraction of zeros)]` of the weight tensors (constant,
+    rank >= 2) of a TFLite flatbuffer, largest first."""
+    _, schema = _litert()
+    model = schema.Model.GetRootAsModel(data, 0)
+    dtypes = {schema.TensorType.INT8: np.int8,
+              schema.TensorType.FLOAT32: np.float32,
+              schema.TensorType.FLOAT16: np.float16}
+    found = {}
+    for g in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(g)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            if tensor.ShapeLength() < 2 or tensor.Buffer() <= 0:
+                continue
+            raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
+            dtype = dtypes.get(tensor.Type())
+            if isinstance(raw, int) or raw is None or raw.size == 0 or (
+                    dtype is None):
+                continue
+            values = np.frombuffer(raw.tobytes(), dtype=dtype)
+            found[tensor.Buffer()] = (
+                tensor.Name().decode(), tuple(tensor.ShapeAsNumpy()),
+                float(np.mean(values == 0)), values.size)
+    ordered = sorted(found.values(), key=lambda entry: -entry[3])
+    return [entry[:3] for entry in ordered]
+
+
 def _quantize_input(x, detail):
     if detail["dtype"] != np.int8 and detail["dtype"] != np.uint8:
         return x.astype(detail["dtype"])

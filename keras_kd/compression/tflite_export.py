@@ -175,7 +175,7 @@ def recurrent_layers(model):
         classes += [tfk.layers.RNN, tfk.layers.Bidirectional]
     except ImportError:
         pass
-    layers = model._flatten_layers(include_self=False)
+    layers = compat.all_layers(model)[1:]
     return [f"{layer.name} ({type(layer).__name__})" for layer in layers
             if isinstance(layer, tuple(classes))]
 

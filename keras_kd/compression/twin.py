@@ -179,13 +179,12 @@ def _mask_only_operations(graph):
                 walk(inner)
                 continue
             operations[id(operation)] = operation
-            for node in operation._inbound_nodes:
-                kwargs = dict(node.arguments.kwargs)
+            for node in compat.inbound_nodes(operation):
+                args, kwargs = compat.node_call_arguments(node)
                 for tensor in keras.tree.flatten(kwargs.pop("mask", None)):
                     uses.setdefault(id(tensor), []).append(
                         (id(operation), True))
-                for tensor in keras.tree.flatten(
-                        (node.arguments.args, kwargs)):
+                for tensor in keras.tree.flatten((args, kwargs)):
                     uses.setdefault(id(tensor), []).append(
                         (id(operation), False))
         for tensor in keras.tree.flatten(g.outputs):
@@ -198,7 +197,7 @@ def _mask_only_operations(graph):
     while changed:
         changed = False
         for key in list(candidates):
-            outputs = [t for node in operations[key]._inbound_nodes
+            outputs = [t for node in compat.inbound_nodes(operations[key])
                        for t in keras.tree.flatten(node.outputs)]
             for tensor in outputs:
                 if any(not as_mask and consumer not in candidates

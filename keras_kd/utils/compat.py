@@ -55,6 +55,17 @@ PRIVATE_ATTRIBUTES = {
         "setting and restoring the call context's `training`",
     ("keras_hub.models.GPT2CausalLM", "_build_cache"):
         "seeding a keras-hub causal LM's key/value cache for sampling",
+    ("keras.Operation", "_inbound_nodes"):
+        "the calls of each operation of a Functional graph (tf_keras twins)",
+    ("keras.src.ops.node.Node", "arguments"):
+        "the arguments of one call in a Functional graph (tf_keras twins)",
+    ("tensorflow_model_optimization.python.core.sparsity.keras"
+     ".prune_registry", "PruneRegistry"):
+        "which tf_keras layers TF-MOT can prune (no public registry)",
+    ("tensorflow_model_optimization.python.core.quantization.keras"
+     ".default_8bit.default_8bit_quantize_registry",
+     "Default8BitQuantizeRegistry"):
+        "which tf_keras layers TF-MOT's 8-bit QAT supports",
 }
 
 # Tested against (see setup.cfg for the bounds): keras 3.15, tensorflow
@@ -191,6 +202,43 @@ def tf_keras_uid_map():
     from tf_keras.src import backend as tf_keras_backend
 
     return tf_keras_backend.get_default_graph_uid_map()
+
+
+def inbound_nodes(operation):
+    """The nodes (calls) of `operation` in Functional graphs."""
+    return list(operation._inbound_nodes)
+
+
+def node_call_arguments(node):
+    """`(args, kwargs)` of one call of a Functional graph."""
+    return node.arguments.args, dict(node.arguments.kwargs)
+
+
+def tfmot_prune_registry():
+    """TF-MOT's registry of prunable tf_keras layers (`.supports(layer)`).
+
+    Imports TF-MOT through `keras_kd.compression._imports.tfmot` first, so
+    `TF_USE_LEGACY_KERAS` does not leak."""
+    from keras_kd.compression._imports import tfmot
+
+    tfmot()
+    from tensorflow_model_optimization.python.core.sparsity.keras import (
+        prune_registry,
+    )
+
+    return prune_registry.PruneRegistry
+
+
+def tfmot_default_8bit_registry():
+    """TF-MOT's default 8-bit QAT registry (`.supports(layer)`)."""
+    from keras_kd.compression._imports import tfmot
+
+    tfmot()
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (  # noqa: E501
+        default_8bit_quantize_registry,
+    )
+
+    return default_8bit_quantize_registry.Default8BitQuantizeRegistry()
 
 
 def set_per_channel(converter, per_channel):
