@@ -346,7 +346,9 @@ def main():
         "tflite_pruned_int8_gzip_bytes": report["pruned_int8"]["gzip_bytes"],
         "tflite_pruned_int8_sparsity": report["pruned_int8"]["sparsity"],
         "tflite_float32_gzip_bytes": report["float32"]["gzip_bytes"],
-        "latency_ms_p50": {k: v["latency_ms_p50"] for k, v in report.items()},
+        "latency_ms_p50": {k: v["latency_ms_p50"] for k, v in report.items()
+                           if "latency_ms_p50" in v},
+        "recommended_file": report["recommended"]["file"],
         "student_params": student.count_params(),
         "teacher_params": teacher.count_params(),
         "epochs": epochs,

@@ -212,7 +212,14 @@ def test_compress_writes_files_and_report(trained, tmp_path):
     assert set(os.listdir(out_dir)) == expected
     saved = json.loads((out_dir / "compression.json").read_text())
     assert saved == json.loads(json.dumps(report))
-    assert set(saved) == {"float32", "int8", "pruned_int8"}
+    assert set(saved) == {"float32", "int8", "pruned_int8", "path",
+                          "recommended"}
+    assert saved["path"]["prune_and_quantize"] == "tfmot"
+    assert saved["pruned_int8"]["path"] == "tfmot"
+    chosen = saved[saved["recommended"]["name"]]
+    assert chosen["accuracy"] >= saved["float32"]["accuracy"] - 0.01
+    assert chosen["latency_ms_p50"] <= 1.05 * saved["float32"][
+        "latency_ms_p50"]
     assert saved["pruned_int8"]["sparsity"] > 0.4
     assert saved["float32"]["sparsity"] < 0.05
     markdown = (out_dir / "compression.md").read_text()
@@ -224,11 +231,11 @@ def test_compress_writes_files_and_report(trained, tmp_path):
 
 
 @pytest.mark.slow
-def test_compress_falls_back_on_any_twin_error_and_never_half_writes(
+def test_compress_takes_the_keras_path_on_any_twin_error(
         trained, tmp_path, monkeypatch):
     """A twin that raises TypeError (as MobileNetV3's `hard_silu` did)
-    means post-training quantization with the reason in the report, in one
-    complete folder; a failure later leaves `out_dir` as it was."""
+    means Keras-native pruning and QAT, with the reason in the report, in
+    one complete folder; a failure later leaves `out_dir` as it was."""
     from keras_kd.compression import pipeline
     from keras_kd.compression import twin
 
@@ -241,11 +248,14 @@ def test_compress_falls_back_on_any_twin_error_and_never_half_writes(
     out_dir = tmp_path / "out"
     report = compress(model, train, val_data=test, out_dir=str(out_dir),
                       verbose=0)
-    assert report["skipped"]["reason"] == (
-        "TypeError: Unknown activation function 'hard_silu'")
+    assert report["path"] == {
+        "prune_and_quantize": "keras",
+        "reason": "TypeError: Unknown activation function 'hard_silu'"}
+    assert report["pruned_int8"]["sparsity"] >= 0.6
+    assert "skipped" not in report
     assert set(os.listdir(out_dir)) == {
-        "student_float32.tflite", "student_int8.tflite", "compression.json",
-        "compression.md"}
+        "student_float32.tflite", "student_int8.tflite",
+        "student_pruned_int8.tflite", "compression.json", "compression.md"}
     assert sorted(os.listdir(tmp_path)) == ["out"]  # no staging folder left
 
     def broken(*args, **kwargs):
@@ -260,6 +270,25 @@ def test_compress_falls_back_on_any_twin_error_and_never_half_writes(
     assert {name: (out_dir / name).read_bytes()
             for name in os.listdir(out_dir)} == before
     assert sorted(os.listdir(tmp_path)) == ["out"]
+
+
+def test_recommendation_never_loses():
+    from keras_kd.compression.pipeline import recommend
+
+    def entry(accuracy, gzip_kb, latency):
+        return {"file": f"{accuracy}.tflite", "accuracy": accuracy,
+                "size_bytes": 2048 * gzip_kb, "gzip_bytes": 1024 * gzip_kb,
+                "latency_ms_p50": latency}
+
+    report = {"float32": entry(0.90, 100, 1.0),
+              "int8": entry(0.87, 25, 0.5),          # 3 pt worse
+              "pruned_int8": entry(0.895, 10, 1.2),  # slower
+              "dynamic": entry(0.899, 30, 1.04),     # within the noise
+              "path": {"prune_and_quantize": "tfmot", "reason": ""}}
+    assert recommend(report, 0.01)["name"] == "dynamic"
+    assert recommend(report, 0.05)["name"] == "int8"
+    report["dynamic"]["latency_ms_p50"] = 1.2
+    assert recommend(report, 0.01)["name"] == "float32"
 
 
 @pytest.mark.parametrize("bad", [0, 1, 1.5, -0.1, "half"])
@@ -380,9 +409,9 @@ def test_keras_applications_twins_match_keras(family):
 
 @pytest.mark.slow
 def test_mobilenet_v3_through_compress(tmp_path):
-    """MobileNetV3Small (random init) is pruned through its twin; TF-MOT's
-    QAT refuses its operator layers, so the pruned file is post-training
-    quantized, and the report says so."""
+    """MobileNetV3Small (random init): TF-MOT's QAT refuses its twin's
+    operator layers, so pruning and QAT take the Keras-native path, and the
+    report says why."""
     keras.utils.set_random_seed(0)
     student = keras.applications.MobileNetV3Small(
         input_shape=(32, 32, 3), weights=None, classes=4,
@@ -393,12 +422,14 @@ def test_mobilenet_v3_through_compress(tmp_path):
     train = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     report = compress(student, train, sparsity=0.5, prune_epochs=1,
                       out_dir=str(tmp_path / "out"), verbose=0)
-    assert report["skipped"]["steps"] == ["quantize"]
+    assert report["path"]["prune_and_quantize"] == "keras"
+    assert "TFOpLambda" in report["path"]["reason"]
+    assert "skipped" not in report
     assert report["pruned_int8"]["sparsity"] >= 0.4
     assert report["float32"]["sparsity"] < 0.05
     assert sorted(os.listdir(tmp_path)) == ["out"]
-    assert "Quantization-aware training was skipped" in (
-        tmp_path / "out" / "compression.md").read_text()
+    assert "Keras-native" in (tmp_path / "out" / "compression.md"
+                              ).read_text()
 
 
 def mlp(width, name):

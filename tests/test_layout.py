@@ -21,6 +21,12 @@ TESTED_IN = {
     "keras_kd/compression/tflite_eval.py": ("test_compression.py", None),
     "keras_kd/compression/tflite_export.py": ("test_tflite_sequences.py",
                                               None),
+    "keras_kd/compression/native/fake_quant.py": (
+        "test_native_compression.py", None),
+    "keras_kd/compression/native/masks.py": ("test_native_compression.py",
+                                             None),
+    "keras_kd/compression/native/weights.py": (
+        "test_native_compression.py", None),
     "keras_kd/lm/export.py": ("test_lm_export.py", None),
     "keras_kd/lm/on_policy.py": ("test_lm.py", None),
     "keras_kd/lm/sampling.py": ("test_lm.py", None),

@@ -144,20 +144,23 @@ def test_keras_hub_student_with_dict_inputs(tmp_path):
 
 
 @pytest.mark.slow
-def test_compress_falls_back_to_post_training_quantization(tmp_path):
+def test_compress_prunes_a_keras_hub_student_natively(tmp_path):
     model = bert_classifier(1, 2, 16, "student", vocabulary=200)
     x, _ = bert_inputs(batch=32, length=16, vocabulary=200)
     y = np.asarray(model.predict(x, verbose=0)).argmax(-1)
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     report = compression.compress(model, data, quantization="dynamic",
                                   out_dir=tmp_path / "out", verbose=0)
-    assert sorted(report) == ["dynamic", "float32", "skipped"]
-    assert "without a tf_keras twin" in report["skipped"]["reason"]
+    assert sorted(report) == ["dynamic", "float32", "path", "pruned_dynamic",
+                              "recommended"]
+    assert report["path"]["prune_and_quantize"] == "keras"
+    assert "without a tf_keras twin" in report["path"]["reason"]
+    assert report["pruned_dynamic"]["sparsity"] >= 0.5
     assert sorted(os.listdir(tmp_path / "out")) == [
         "compression.json", "compression.md", "student_dynamic.tflite",
-        "student_float32.tflite"]
+        "student_float32.tflite", "student_pruned_dynamic.tflite"]
     markdown = (tmp_path / "out" / "compression.md").read_text()
-    assert "Pruning and quantization-aware training were skipped" in markdown
+    assert "Pruned and quantized by: Keras-native" in markdown
 
 
 def test_bad_arguments_leave_no_file(tmp_path):

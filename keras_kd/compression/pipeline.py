@@ -14,6 +14,7 @@ from keras_kd.utils.io import write_text_atomic
 from keras_kd.utils.validation import check_bool
 from keras_kd.utils.validation import check_one_of
 from keras_kd.utils.validation import check_open_unit_interval
+from keras_kd.utils.validation import check_unit_interval
 
 
 def compress(
@@ -29,6 +30,7 @@ def compress(
     qat_epochs=1,
     keep_dense=(),
     per_channel=True,
+    accuracy_budget=0.01,
     verbose=1,
 ):
     """The one-call path from a trained student to phone-ready files.
@@ -41,8 +43,12 @@ def compress(
       distillation-aware fine-tuning, then quantization-aware training that
       preserves the zeros (for `"int8"`; other quantizations skip QAT),
     - `compression.json` and `compression.md`: accuracy (on `val_data`),
-      size raw and gzipped, weight sparsity read back from each file, and
-      LiteRT p50 latency.
+      size raw and gzipped, weight sparsity read back from each file,
+      LiteRT p50 latency, which path pruned and quantized the student, and
+      the recommended file: the smallest (gzipped) one within
+      `accuracy_budget` of float32's accuracy and not slower than float32
+      (p50 at most 5% above, the noise of the measurement); float32 itself
+      when no other qualifies, so the recommendation never loses.
 
     Everything is written first into a temporary folder beside `out_dir`
     and moved in only when all of it exists, the report last (after the
@@ -50,14 +56,13 @@ def compress(
     as it was, and a report in `out_dir` always describes the files beside
     it.
 
-    Where TF-MOT's quantization-aware training refuses the pruned twin
-    (MobileNetV3's `TFOpLambda` operators), the pruned file is
-    post-training quantized instead, and `"skipped"` says so.
-
-    A student without a tf_keras twin (keras-hub layers, custom layers,
-    activations tf_keras cannot deserialize: any error of `to_tf_keras`)
-    cannot be pruned by TF-MOT: it gets the float32 and post-training
-    quantized files only, and the report's `"skipped"` entry says why.
+    Pruning and QAT run on one path (the report's `"path"` says which and
+    why): TF-MOT on the tf_keras twin where the twin exists and TF-MOT's
+    QAT takes it; Keras-native otherwise (`keras_kd.compression.native`:
+    keras-hub transformers, custom layers, activations tf_keras cannot
+    deserialize, MobileNetV3's operator layers). Should quantization-aware
+    training itself fail, the pruned model is post-training quantized and
+    `"skipped"` gives the reason.
 
     Args:
         student: trained Keras 3 (Functional/Sequential) or tf_keras model.
@@ -75,6 +80,8 @@ def compress(
             one scale per tensor (smaller; see `export_tflite`). The pruned
             `"int8"` file comes from quantization-aware training, whose
             per-channel kernel scales it keeps either way.
+        accuracy_budget: accuracy (a fraction, 0.01 = 1 pt) the
+            recommended file may lose against float32, in [0, 1].
         verbose: progress bars.
 
     Returns:
@@ -92,6 +99,7 @@ def compress(
     sparsity = check_open_unit_interval("sparsity", sparsity)
     check_one_of("quantization", quantization, ("int8", "dynamic", "float16"))
     check_bool("per_channel", per_channel)
+    accuracy_budget = check_unit_interval("accuracy_budget", accuracy_budget)
     for name, value in (("prune_epochs", prune_epochs),
                         ("qat_epochs", qat_epochs)):
         if isinstance(value, bool) or not isinstance(value, int) or (
@@ -107,7 +115,7 @@ def compress(
         report = _compress_into(
             stage, student, train_data, teacher, val_data, sparsity,
             quantization, prune_tuning, qat_tuning, keep_dense, per_channel,
-            verbose)
+            accuracy_budget, verbose)
         _publish(stage, out_dir, REPORT_FILES)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -132,7 +140,7 @@ def _publish(stage, out_dir, report_files):
 
 def _compress_into(out_dir, student, train_data, teacher, val_data,
                    sparsity, quantization, prune_tuning, qat_tuning,
-                   keep_dense, per_channel, verbose):
+                   keep_dense, per_channel, accuracy_budget, verbose):
     val_data = train_data if val_data is None else val_data
     files = {
         "float32": os.path.join(out_dir, "student_float32.tflite"),
@@ -145,44 +153,78 @@ def _compress_into(out_dir, student, train_data, teacher, val_data,
     export_tflite(student, files["float32"])
     export_tflite(student, files[quantization], quantization=quantization,
                   representative_data=representative, per_channel=per_channel)
-    skipped = _why_no_twin(student)
+    qat = quantization == "int8"
+    path, why = _choose_path(student, qat)
+    pruned = prune(student, train_data, teacher=teacher,
+                   target_sparsity=sparsity, keep_dense=keep_dense,
+                   fine_tuning=prune_tuning, path=path, verbose=verbose)
     skipped_qat = None
-    if skipped is None:
-        pruned = prune(student, train_data, teacher=teacher,
-                       target_sparsity=sparsity, keep_dense=keep_dense,
-                       fine_tuning=prune_tuning,
-                       verbose=verbose)
-        qat = quantization == "int8"
-        if qat:
-            try:
-                pruned = quantize(pruned, train_data, teacher=teacher,
-                                  fine_tuning=qat_tuning, verbose=verbose)
-            except Exception as e:  # TF-MOT's QAT lacks a layer: PTQ
-                qat = False
-                skipped_qat = f"{type(e).__name__}: {e}"
+    if qat:
+        try:
+            quantized = quantize(
+                pruned, train_data, teacher=teacher, fine_tuning=qat_tuning,
+                path=path, keep_dense=keep_dense if path == "keras" else (),
+                verbose=verbose)
+            export_tflite(quantized, files[f"pruned_{quantization}"],
+                          quantization=quantization,
+                          representative_data=representative)
+        except Exception as e:  # QAT or its conversion failed: PTQ
+            qat = False
+            skipped_qat = f"{type(e).__name__}: {e}"
+    if not qat:
         export_tflite(pruned, files[f"pruned_{quantization}"],
                       quantization=quantization,
                       representative_data=representative,
-                      # a QAT model carries its own (per-channel) quantizers
-                      per_channel=per_channel or qat)
-    else:
-        del files[f"pruned_{quantization}"]
+                      per_channel=per_channel)
 
     report = {
-        name: {"file": os.path.basename(path),
-               **evaluate_tflite(path, val_data)}
-        for name, path in files.items()
+        name: {"file": os.path.basename(file),
+               **evaluate_tflite(file, val_data)}
+        for name, file in files.items()
     }
-    if skipped is not None:
-        report["skipped"] = {"steps": ["prune", "quantize"],
-                             "reason": skipped}
-    elif skipped_qat is not None:
+    report[f"pruned_{quantization}"]["path"] = path
+    report["path"] = {"prune_and_quantize": path, "reason": why}
+    if skipped_qat is not None:
         report["skipped"] = {"steps": ["quantize"], "reason": skipped_qat}
+    report["recommended"] = recommend(report, accuracy_budget)
     write_text_atomic(os.path.join(out_dir, REPORT_FILES[0]),
                       json.dumps(report, indent=2) + "\n")
     write_text_atomic(os.path.join(out_dir, REPORT_FILES[1]),
                       compression_markdown(report, sparsity))
     return report
+
+
+def file_entries(report):
+    """`(name, entry)` of the report's measured `.tflite` files."""
+    return [(name, entry) for name, entry in report.items()
+            if isinstance(entry, dict) and "size_bytes" in entry]
+
+
+# Latency measurements on a shared CPU vary by a few percent run to run.
+_LATENCY_NOISE = 1.05
+
+
+def recommend(report, accuracy_budget):
+    """The smallest gzipped file within `accuracy_budget` of float32's
+    accuracy whose p50 latency is at most 5% above float32's; float32 when
+    none is."""
+    base = report["float32"]
+    candidates = [
+        (name, entry) for name, entry in file_entries(report)
+        if entry["accuracy"] >= base["accuracy"] - accuracy_budget - 1e-12
+        and entry["latency_ms_p50"] <= _LATENCY_NOISE * base[
+            "latency_ms_p50"]]
+    name, entry = min(candidates, key=lambda item: item[1]["gzip_bytes"])
+    return {
+        "name": name, "file": entry["file"],
+        "reason": (
+            f"smallest file ({entry['gzip_bytes'] / 1024:.1f} KB gzipped) "
+            f"within {100 * accuracy_budget:.1f} pt of float32's accuracy "
+            "and not slower than float32"
+            if name != "float32" else
+            "no smaller file is within the accuracy budget and as fast as "
+            "float32"),
+        "accuracy_budget": accuracy_budget}
 
 
 def compression_markdown(report, sparsity):
@@ -198,9 +240,7 @@ def compression_markdown(report, sparsity):
         "gzip vs float32 | weight zeros | p50 latency |",
         "|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
-    for entry in report.values():
-        if "file" not in entry:
-            continue
+    for _, entry in file_entries(report):
         lines.append(
             f"| {entry['file']} | {100 * entry['accuracy']:.2f}% | "
             f"{100 * (entry['accuracy'] - base['accuracy']):+.2f} pt | "
@@ -209,26 +249,33 @@ def compression_markdown(report, sparsity):
             f"{base['gzip_bytes'] / entry['gzip_bytes']:.1f}x smaller | "
             f"{entry['sparsity']:.1%} | {entry['latency_ms_p50']:.3f} ms |"
         )
-    if "skipped" in report and "prune" in report["skipped"]["steps"]:
-        lines += ["", "Pruning and quantization-aware training were skipped "
-                  "(post-training quantization only): "
-                  f"{report['skipped']['reason']}"]
-    elif "skipped" in report:
+    path = report.get("path")
+    if path is not None:
+        name = {"tfmot": "TF-MOT on the tf_keras twin",
+                "keras": "Keras-native"}[path["prune_and_quantize"]]
+        lines += ["", f"Pruned and quantized by: {name} ({path['reason']})."]
+    if "skipped" in report:
         lines += ["", "Quantization-aware training was skipped (the pruned "
                   "model is post-training quantized): "
                   f"{report['skipped']['reason']}"]
+    if "recommended" in report:
+        chosen = report["recommended"]
+        lines += ["", f"Recommended: **{chosen['file']}**: "
+                  f"{chosen['reason']}."]
     return "\n".join(lines) + "\n"
 
 
-def _why_no_twin(student):
-    """`None` when TF-MOT can prune `student`, else the reason it cannot."""
-    from keras_kd.compression.twin import to_tf_keras
+def _choose_path(student, qat):
+    """`("tfmot" | "keras", why)`: TF-MOT on the tf_keras twin where the
+    twin exists and (for int8) TF-MOT's QAT takes it; Keras-native pruning
+    and QAT otherwise, so that both steps run on the same path."""
+    from keras_kd.compression.pruning import twin_failure
+    from keras_kd.compression.quantization import tfmot_qat_failure
 
-    try:
-        to_tf_keras(student)
-    except Exception as e:  # any failure of the twin means no TF-MOT path
-        return f"{type(e).__name__}: {e}"
-    return None
+    reason = tfmot_qat_failure(student) if qat else twin_failure(student)
+    if reason is None:
+        return "tfmot", "the student has a tf_keras twin TF-MOT takes"
+    return "keras", reason
 
 
 def _prepare_out_dir(out_dir):

@@ -41,10 +41,12 @@ def fresh_tf_keras_copy(model):
 def twin_failure(model):
     """`None` when `model` has a tf_keras twin TF-MOT can wrap (or is a
     tf_keras model), else why not, as `"TypeError: ..."`."""
+    from keras_kd.compression import twin
+
     if isinstance(model, tf_keras().Model):
         return None
     try:
-        to_tf_keras(model)
+        twin.to_tf_keras(model)
     except Exception as e:  # any failure of the twin means no TF-MOT path
         return f"{type(e).__name__}: {e}"
     return None

@@ -20,7 +20,9 @@ from keras_kd.utils.io import write_bytes_atomic
 from keras_kd.utils.validation import check_bool
 from keras_kd.utils.validation import check_one_of
 
-QUANTIZATIONS = (None, "dynamic", "float16", "int8")
+QUANTIZATIONS = (None, "dynamic", "float16", "int8", "int8_weight_only",
+                 "int4_weight_only")
+_WEIGHT_ONLY = {"int8_weight_only": 8, "int4_weight_only": 4}
 _REPRESENTATIVE_SAMPLES = 200
 
 
@@ -181,7 +183,8 @@ def recurrent_layers(model):
 
 
 def export_tflite(model, path, *, quantization=None,
-                  representative_data=None, per_channel=True, batch_size=1):
+                  representative_data=None, per_channel=True, batch_size=1,
+                  block_size=32):
     """Converts `model` to a builtins-only `.tflite` file at `path`.
 
     The model's inference call (`training=False`) is saved with a *static*
@@ -210,7 +213,11 @@ def export_tflite(model, path, *, quantization=None,
             integer; int8 output, and int8 input for float inputs; needs
             `representative_data`). Recurrent layers that do not fuse
             (GRU, SimpleRNN, masked LSTMs) cannot be full-integer: that is a
-            clear error suggesting `"dynamic"`.
+            clear error suggesting `"dynamic"`. `"int8_weight_only"` and
+            `"int4_weight_only"` rewrite the float file with
+            ai-edge-quantizer (`keras_kd.compression.weight_only`): int8 or
+            int4 weights, float activations; embedding tables (`GATHER`)
+            stay float.
         representative_data: calibration inputs for `"int8"`: a dataset of
             input or `(x, y)` batches, a NumPy array, or a dict of arrays
             keyed by input name. The first 200 examples are used.
@@ -220,6 +227,9 @@ def export_tflite(model, path, *, quantization=None,
             post-training quantization.
         batch_size: the static batch size of the file (default 1), or
             `None` for a dynamic batch dimension (convolutional students).
+        block_size: for `"int4_weight_only"`: input weights per scale of
+            fully-connected kernels (32, 64, 128, 256), or `None` for one
+            scale per output channel.
 
     Returns:
         `path`.
@@ -235,6 +245,11 @@ def export_tflite(model, path, *, quantization=None,
     """
     check_one_of("quantization", quantization, QUANTIZATIONS)
     check_bool("per_channel", per_channel)
+    from keras_kd.compression import weight_only
+
+    check_one_of("block_size", block_size, weight_only.BLOCK_SIZES)
+    if quantization in _WEIGHT_ONLY:
+        weight_only._quantizer()  # the install hint before any work
     if batch_size is not None and (isinstance(batch_size, bool) or not (
             isinstance(batch_size, int)) or batch_size < 1):
         raise ValueError(
@@ -254,8 +269,13 @@ def export_tflite(model, path, *, quantization=None,
             )
         samples = representative_samples(representative_data, inputs)
         _check_full_integer(source, inputs)
-    flatbuffer = _convert_model(source, inputs, quantization, samples,
+    bits = _WEIGHT_ONLY.get(quantization)
+    flatbuffer = _convert_model(source, inputs,
+                                None if bits else quantization, samples,
                                 per_channel)
+    if bits:
+        flatbuffer = weight_only.quantize_weights(flatbuffer, bits,
+                                                  block_size)
     check_builtins_only(flatbuffer)
     return write_bytes_atomic(path, flatbuffer)
 

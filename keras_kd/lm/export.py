@@ -35,7 +35,8 @@ from keras_kd.utils.validation import check_bool
 from keras_kd.utils.validation import check_one_of
 
 NEXT_TOKEN, DECODE = "next_token", "decode"
-QUANTIZATIONS = (None, "dynamic")
+QUANTIZATIONS = (None, "dynamic", "int8_weight_only", "int4_weight_only")
+_WEIGHT_ONLY = {"int8_weight_only": 8, "int4_weight_only": 4}
 
 
 def _check_length(sequence_length):
@@ -57,8 +58,11 @@ def export_tflite(model, path, sequence_length, quantization=None,
             vocab)` logits.
         path: the file (its folder must exist); written atomically.
         sequence_length: the window of the file (prompt + new tokens).
-        quantization: `None` (float32) or `"dynamic"` (int8 weights, float
-            activations).
+        quantization: `None` (float32), `"dynamic"` (int8 weights, float
+            activations), or `"int8_weight_only"` / `"int4_weight_only"`
+            (ai-edge-quantizer on the float file; int4 blockwise for
+            fully-connected kernels; the token embedding's `GATHER` stays
+            float: see `keras_kd.compression.weight_only`).
         kv_cache: add the `"decode"` signature (keras-hub causal LMs only;
             ignored for other models).
 
@@ -113,6 +117,10 @@ def export_tflite(model, path, sequence_length, quantization=None,
         if quantization == "dynamic":
             converter.optimizations = [tf.lite.Optimize.DEFAULT]
         flatbuffer = converter.convert()
+    if quantization in _WEIGHT_ONLY:
+        from keras_kd.compression.weight_only import quantize_weights
+
+        flatbuffer = quantize_weights(flatbuffer, _WEIGHT_ONLY[quantization])
     check_builtins_only(flatbuffer)
     write_bytes_atomic(path, flatbuffer)
     return list(endpoints)
