@@ -263,7 +263,7 @@ class Distiller(keras.Model):
         total = alpha * self.hard_label_scale(y_pred) * value + sum(own)
         for term, tracker in zip(self.terms, self._term_trackers):
             value = term.reduced_loss(
-                *self.plan.term_inputs(term, teacher, student),
+                *self.plan.term_inputs(term, teacher, student, labels),
                 sample_weight=sample_weight)
             factor = ops.cast(term.weight, "float32")
             if term.mixes_with_labels:

@@ -165,12 +165,13 @@ class TapPlan:
                    for path in self._student_keys[term.name]}
         return teacher, student
 
-    def term_inputs(self, term, teacher, student):
+    def term_inputs(self, term, teacher, student, labels=None):
         """The `TapValues` pair `term.compute_loss` receives.
 
         Args:
             teacher: `(logits, {key: value}, {key: mask})` of the teachers.
             student: the same of the student.
+            labels: the batch's hard labels (given to both sides).
         """
         sides = []
         for (logits, values, masks), keys in (
@@ -179,5 +180,5 @@ class TapPlan:
             sides.append(TapValues(
                 {path: values[key] for path, key in keys.items()},
                 {path: masks.get(key) for path, key in keys.items()},
-                logits))
+                logits, labels))
         return sides

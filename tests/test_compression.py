@@ -207,13 +207,19 @@ def test_compress_writes_files_and_report(trained, tmp_path):
                       sparsity=0.5, out_dir=str(out_dir), prune_epochs=1,
                       qat_epochs=1, per_channel=False, verbose=0)
     expected = {"student_float32.tflite", "student_int8.tflite",
+                "student_dynamic.tflite", "student_int8_weight_only.tflite",
+                "student_int4_weight_only.tflite",
                 "student_pruned_int8.tflite", "compression.json",
                 "compression.md"}
     assert set(os.listdir(out_dir)) == expected
     saved = json.loads((out_dir / "compression.json").read_text())
     assert saved == json.loads(json.dumps(report))
-    assert set(saved) == {"float32", "int8", "pruned_int8", "path",
+    assert set(saved) == {"float32", "int8", "dynamic", "int8_weight_only",
+                          "int4_weight_only", "pruned_int8", "path",
                           "recommended"}
+    # Weight-only int8 through ai-edge-quantizer: a smaller file.
+    assert saved["int8_weight_only"]["size_bytes"] < saved["float32"][
+        "size_bytes"]
     assert saved["path"]["prune_and_quantize"] == "tfmot"
     assert saved["pruned_int8"]["path"] == "tfmot"
     chosen = saved[saved["recommended"]["name"]]
@@ -247,7 +253,7 @@ def test_compress_takes_the_keras_path_on_any_twin_error(
     monkeypatch.setattr(twin, "to_tf_keras", no_twin)
     out_dir = tmp_path / "out"
     report = compress(model, train, val_data=test, out_dir=str(out_dir),
-                      verbose=0)
+                      candidates=("dynamic",), verbose=0)
     assert report["path"] == {
         "prune_and_quantize": "keras",
         "reason": "TypeError: Unknown activation function 'hard_silu'"}
@@ -255,7 +261,8 @@ def test_compress_takes_the_keras_path_on_any_twin_error(
     assert "skipped" not in report
     assert set(os.listdir(out_dir)) == {
         "student_float32.tflite", "student_int8.tflite",
-        "student_pruned_int8.tflite", "compression.json", "compression.md"}
+        "student_dynamic.tflite", "student_pruned_int8.tflite",
+        "compression.json", "compression.md"}
     assert sorted(os.listdir(tmp_path)) == ["out"]  # no staging folder left
 
     def broken(*args, **kwargs):
@@ -266,7 +273,7 @@ def test_compress_takes_the_keras_path_on_any_twin_error(
     monkeypatch.setattr(pipeline, "evaluate_tflite", broken)
     with pytest.raises(RuntimeError, match="LiteRT failed"):
         compress(model, train, val_data=test, out_dir=str(out_dir),
-                 verbose=0)
+                 candidates=("dynamic",), verbose=0)
     assert {name: (out_dir / name).read_bytes()
             for name in os.listdir(out_dir)} == before
     assert sorted(os.listdir(tmp_path)) == ["out"]
@@ -299,6 +306,14 @@ def test_bad_sparsity(trained, bad):
         prune(model, train, target_sparsity=bad, verbose=0)
     with pytest.raises((TypeError, ValueError), match="sparsity"):
         compress(model, train, sparsity=bad, out_dir="unused")
+
+
+def test_bad_candidates(trained):
+    model, train, _, _ = trained
+    for bad in (("float8",), ("int3_weight_only",), (None,)):
+        with pytest.raises(ValueError, match="candidates"):
+            compress(model, train, candidates=bad, out_dir="unused")
+    assert not os.path.exists("unused")
 
 
 def test_int8_needs_representative_data(trained, tmp_path):

@@ -151,14 +151,16 @@ def test_compress_prunes_a_keras_hub_student_natively(tmp_path):
     data = tf.data.Dataset.from_tensor_slices((x, y)).batch(16)
     report = compression.compress(model, data, quantization="dynamic",
                                   out_dir=tmp_path / "out", verbose=0)
-    assert sorted(report) == ["dynamic", "float32", "path", "pruned_dynamic",
-                              "recommended"]
+    assert sorted(report) == [
+        "dynamic", "float32", "int4_weight_only", "int8_weight_only", "path",
+        "pruned_dynamic", "recommended"]
     assert report["path"]["prune_and_quantize"] == "keras"
     assert "without a tf_keras twin" in report["path"]["reason"]
     assert report["pruned_dynamic"]["sparsity"] >= 0.5
     assert sorted(os.listdir(tmp_path / "out")) == [
         "compression.json", "compression.md", "student_dynamic.tflite",
-        "student_float32.tflite", "student_pruned_dynamic.tflite"]
+        "student_float32.tflite", "student_int4_weight_only.tflite",
+        "student_int8_weight_only.tflite", "student_pruned_dynamic.tflite"]
     markdown = (tmp_path / "out" / "compression.md").read_text()
     assert "Pruned and quantized by: Keras-native" in markdown
 

@@ -31,6 +31,7 @@ def compress(
     keep_dense=(),
     per_channel=True,
     accuracy_budget=0.01,
+    candidates=("dynamic", "int8_weight_only", "int4_weight_only"),
     verbose=1,
 ):
     """The one-call path from a trained student to phone-ready files.
@@ -39,6 +40,10 @@ def compress(
 
     - `student_float32.tflite`: the dense float model (the reference),
     - `student_<quantization>.tflite`: dense, post-training quantized,
+    - `student_<candidate>.tflite` for each of `candidates` (by default
+      dynamic range, and int8 and int4 weight-only through
+      ai-edge-quantizer, where it is installed): dense, more files for the
+      recommendation to choose from,
     - `student_pruned_<quantization>.tflite`: pruned to `sparsity` with
       distillation-aware fine-tuning, then quantization-aware training that
       preserves the zeros (for `"int8"`; other quantizations skip QAT),
@@ -82,6 +87,12 @@ def compress(
             per-channel kernel scales it keeps either way.
         accuracy_budget: accuracy (a fraction, 0.01 = 1 pt) the
             recommended file may lose against float32, in [0, 1].
+        candidates: more dense files to write and measure, each a
+            quantization `export_tflite` takes other than `None`
+            (`"dynamic"`, `"float16"`, `"int8_weight_only"`,
+            `"int4_weight_only"`; `quantization` itself is written anyway);
+            the weight-only ones are left out when ai-edge-quantizer is not
+            installed.
         verbose: progress bars.
 
     Returns:
@@ -100,6 +111,7 @@ def compress(
     check_one_of("quantization", quantization, ("int8", "dynamic", "float16"))
     check_bool("per_channel", per_channel)
     accuracy_budget = check_unit_interval("accuracy_budget", accuracy_budget)
+    candidates = _check_candidates(candidates, quantization)
     for name, value in (("prune_epochs", prune_epochs),
                         ("qat_epochs", qat_epochs)):
         if isinstance(value, bool) or not isinstance(value, int) or (
@@ -115,7 +127,7 @@ def compress(
         report = _compress_into(
             stage, student, train_data, teacher, val_data, sparsity,
             quantization, prune_tuning, qat_tuning, keep_dense, per_channel,
-            accuracy_budget, verbose)
+            accuracy_budget, candidates, verbose)
         _publish(stage, out_dir, REPORT_FILES)
     finally:
         shutil.rmtree(stage, ignore_errors=True)
@@ -140,7 +152,8 @@ def _publish(stage, out_dir, report_files):
 
 def _compress_into(out_dir, student, train_data, teacher, val_data,
                    sparsity, quantization, prune_tuning, qat_tuning,
-                   keep_dense, per_channel, accuracy_budget, verbose):
+                   keep_dense, per_channel, accuracy_budget, candidates,
+                   verbose):
     val_data = train_data if val_data is None else val_data
     files = {
         "float32": os.path.join(out_dir, "student_float32.tflite"),
@@ -153,6 +166,13 @@ def _compress_into(out_dir, student, train_data, teacher, val_data,
     export_tflite(student, files["float32"])
     export_tflite(student, files[quantization], quantization=quantization,
                   representative_data=representative, per_channel=per_channel)
+    # More dense candidates: int8 weights with float compute is the faster
+    # file where int8 kernels are slow (LSTMs on x86, RESULTS §3b).
+    for candidate in candidates:
+        files[candidate] = os.path.join(out_dir,
+                                        f"student_{candidate}.tflite")
+        export_tflite(student, files[candidate], quantization=candidate,
+                      per_channel=per_channel)
     qat = quantization == "int8"
     path, why = _choose_path(student, qat)
     pruned = prune(student, train_data, teacher=teacher,
@@ -263,6 +283,28 @@ def compression_markdown(report, sparsity):
         lines += ["", f"Recommended: **{chosen['file']}**: "
                   f"{chosen['reason']}."]
     return "\n".join(lines) + "\n"
+
+
+def _check_candidates(candidates, quantization):
+    from keras_kd.compression.tflite_export import QUANTIZATIONS
+
+    if isinstance(candidates, str):
+        candidates = (candidates,)
+    candidates = tuple(candidates or ())
+    allowed = [q for q in QUANTIZATIONS if q is not None]
+    for candidate in candidates:
+        if candidate not in allowed:
+            raise ValueError(
+                f"Argument `candidates` takes quantizations from {allowed}. "
+                f"Received: candidates={candidates!r}")
+    # `quantization`'s own file is written anyway.
+    candidates = tuple(c for c in candidates if c != quantization)
+    try:
+        import ai_edge_quantizer  # noqa: F401
+    except ImportError:
+        candidates = tuple(c for c in candidates
+                           if not c.endswith("_weight_only"))
+    return tuple(dict.fromkeys(candidates))
 
 
 def _choose_path(student, qat):

@@ -64,13 +64,17 @@ class TapValues(collections.abc.Mapping):
     `values[path]` is a float tensor; `values.mask(path)` its boolean
     `(batch, steps)` mask or `None`; `values.logits` the model's logits (on
     the teacher side, a list with one entry per teacher: a tensor, or a
-    dict of top-k targets when the teacher was precomputed with `top_k`).
+    dict of top-k targets when the teacher was precomputed with `top_k`);
+    `values.labels` the batch's hard labels as the Distiller's loss reads
+    them (integer, one-hot or soft rows; on the student side, `None` where
+    no labels are given).
     """
 
-    def __init__(self, values, masks, logits):
+    def __init__(self, values, masks, logits, labels=None):
         self._values = dict(values)
         self._masks = dict(masks)
         self.logits = logits
+        self.labels = labels
 
     def __getitem__(self, path):
         try:
