@@ -69,6 +69,6 @@ class DIST(LogitTerm):
 def _pearson(a, b, eps):
     a = a - ops.mean(a, axis=1, keepdims=True)
     b = b - ops.mean(b, axis=1, keepdims=True)
-    norm_a = ops.maximum(ops.sqrt(ops.sum(ops.square(a), axis=1)), eps)
-    norm_b = ops.maximum(ops.sqrt(ops.sum(ops.square(b), axis=1)), eps)
+    norm_a = ops.sqrt(ops.maximum(ops.sum(ops.square(a), axis=1), eps * eps))
+    norm_b = ops.sqrt(ops.maximum(ops.sum(ops.square(b), axis=1), eps * eps))
     return ops.sum(a * b, axis=1) / (norm_a * norm_b)

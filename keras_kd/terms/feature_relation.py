@@ -96,9 +96,10 @@ def pairwise_distances(features, eps=1e-12):
 
 
 def l2_normalize(x, axis=-1, eps=1e-12):
-    """`x / max(‖x‖₂, eps)` along `axis` (PyTorch's `F.normalize`)."""
-    norm = ops.sqrt(ops.sum(ops.square(x), axis=axis, keepdims=True))
-    return x / ops.maximum(norm, eps)
+    """`x / max(‖x‖₂, eps)` along `axis` (PyTorch's `F.normalize`), with a
+    finite gradient at `x = 0`."""
+    squares = ops.sum(ops.square(x), axis=axis, keepdims=True)
+    return x / ops.sqrt(ops.maximum(squares, eps * eps))
 
 
 def l1_normalize(x, axis=-1, eps=1e-12):

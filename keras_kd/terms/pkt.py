@@ -54,7 +54,9 @@ class PKT(FeatureRelationTerm):
 
 
 def _conditional(features, eps):
-    norm = ops.sqrt(ops.sum(ops.square(features), axis=1, keepdims=True))
+    # The floor keeps the gradient finite for an all-zero row (ReLU).
+    norm = ops.sqrt(ops.maximum(
+        ops.sum(ops.square(features), axis=1, keepdims=True), 1e-30))
     unit = features / (norm + eps)
     similarity = (ops.matmul(unit, ops.transpose(unit)) + 1.0) / 2.0
     return similarity / ops.sum(similarity, axis=1, keepdims=True)
