@@ -22,7 +22,8 @@ JAX_TESTS := $(addprefix tests/test_,$(addsuffix .py,distiller terms hints \
 	multi_teacher callbacks capture keras_hub masked_sequences precompute \
 	top_k_targets attention_map_kd attention_transfer soft_target_kd labels \
 	shorthands tap_plan errors model_checks mixed_precision layer_paths \
-	layer_pairs divergences language_models lm method_zoo))
+	layer_pairs divergences language_models lm method_zoo \
+	tensorboard_view))
 
 test: $(VENV)/.installed
 	$(PY) -m flake8 keras_kd keras_kd_examples tests examples benchmarks

@@ -7,10 +7,14 @@ schedule names `"alpha"`, `"temperature"`, `"attention_weight"`,
 `"hint_weight"`, a term's name (its weight) or `"term_name.variable"`
 (`keras_kd.terms.shorthands.resolve_variables`); a name no term uses is an
 error before training starts.
+
+`DistillationTensorBoard` (`keras_kd.tensorboard_view`) writes each term's
+loss and attention maps to TensorBoard.
 """
 
 import keras
 
+from keras_kd.tensorboard_view import DistillationTensorBoard  # noqa: F401
 from keras_kd.terms.shorthands import resolve_variables
 
 
