@@ -49,6 +49,7 @@ TESTED_IN = {
     "keras_kd/terms/pkt.py": ("test_method_zoo.py", None),
     "keras_kd/terms/rkd.py": ("test_method_zoo.py", None),
     "keras_kd/terms/similarity_preserving.py": ("test_method_zoo.py", None),
+    "keras_kd/terms/srd.py": ("test_method_zoo.py", None),
     "keras_kd/terms/vid.py": ("test_method_zoo.py", None),
     "keras_kd/terms/attention_maps.py": ("test_attention_map_kd.py",
                                          "attention_pairs"),

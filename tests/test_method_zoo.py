@@ -202,6 +202,37 @@ def test_vid_negative_log_likelihood_and_its_parameters():
         expected.mean(), rel=1e-4)
 
 
+def test_srd_equals_numpy_with_the_teachers_own_classifier(data):
+    from keras_kd.terms.srd import teacher_head
+
+    x, _ = data
+    keras.utils.set_random_seed(0)
+    teacher, student = make_cnn(8, "teacher"), make_cnn(4, "student")
+    head = teacher_head(teacher, "conv2")
+    assert not head.trainable_weights
+    term = keras_kd.terms.SRD("conv2", "conv2", classifier=head)
+    term.build({"conv2": (None, 6, 6, 8)}, {"conv2": (None, 6, 6, 4)})
+    from keras_kd.capture import capture_outputs
+
+    z_t, t = capture_outputs(teacher, ["conv2"], x[:4])
+    _, s = capture_outputs(student, ["conv2"], x[:4])
+    t, s = np.asarray(t["conv2"]), np.asarray(s["conv2"])
+    kernel = keras.ops.convert_to_numpy(term.connector.kernel)[0, 0]
+    mapped = np.maximum(s @ kernel, 0)
+    feature = ((mapped.mean((1, 2)) - t.mean((1, 2))) ** 2).mean(-1)
+    dense = teacher.get_layer("logits")
+    w, b = (keras.ops.convert_to_numpy(v) for v in dense.weights)
+    logits = mapped.mean((1, 2)) @ w + b
+    regression = ((logits - np.asarray(z_t)) ** 2).mean(-1)
+    value = loss(term, side({"conv2": t}, logits=[np.asarray(z_t)]),
+                 side({"conv2": s}))
+    assert value == pytest.approx((feature + regression).mean(), rel=1e-4)
+    with pytest.raises(ValueError, match="no layer"):
+        teacher_head(teacher, "conv9")
+    config = keras_kd.terms.serialize(term)
+    assert type(keras_kd.terms.deserialize(config)) is keras_kd.terms.SRD
+
+
 # --- logit methods ---------------------------------------------------------
 
 def numpy_dkd(t, s, y, alpha=1.0, beta=8.0, temperature=4.0):
@@ -343,8 +374,12 @@ def test_every_method_trains_in_one_distiller(data):
     x, y = data
     keras.utils.set_random_seed(0)
     teacher, student = make_cnn(8, "teacher"), make_cnn(8, "student")
+    from keras_kd.terms.srd import teacher_head
+
     terms = [keras_kd.terms.deserialize(keras_kd.terms.serialize(t))
              for t in ALL_TERMS]
+    terms.append(keras_kd.terms.SRD("conv2", "conv2",
+                                    teacher_head(teacher, "conv2")))
     distiller = keras_kd.Distiller(teacher, student, terms=terms)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-3), alpha=0.5)
     history = distiller.fit(x, y, batch_size=16, epochs=2, verbose=0)

@@ -31,6 +31,7 @@ from keras_kd.terms.pkt import PKT
 from keras_kd.terms.rkd import RKD
 from keras_kd.terms.similarity_preserving import SimilarityPreserving
 from keras_kd.terms.soft_targets import SoftTargetTerm
+from keras_kd.terms.srd import SRD
 from keras_kd.terms.term import TapValues
 from keras_kd.terms.term import Term
 from keras_kd.terms.vid import VID
@@ -39,7 +40,7 @@ from keras_kd.terms.vid import VID
 ALL_OBJECTS = {
     AttentionMapTerm, AttentionTransferTerm, CorrelationCongruence, DIST,
     DKD, FSP, HintTerm, LogitStandardization, PKT, RKD,
-    SimilarityPreserving, SoftTargetTerm, VID,
+    SimilarityPreserving, SoftTargetTerm, SRD, VID,
 }
 ALIASES = {
     "attention_maps": AttentionMapTerm,
@@ -54,6 +55,7 @@ ALIASES = {
     "rkd": RKD,
     "similarity_preserving": SimilarityPreserving,
     "soft_targets": SoftTargetTerm,
+    "srd": SRD,
     "vid": VID,
 }
 ALL_OBJECTS_DICT = {cls.__name__: cls for cls in ALL_OBJECTS}
@@ -103,5 +105,6 @@ __all__ = ["AttentionMapTerm", "AttentionTransferTerm",
            "CorrelationCongruence", "DIST", "DKD", "FSP",
            "FeatureRelationTerm", "HintTerm", "LogitStandardization",
            "LogitTerm", "LossTerm", "PKT", "PairTerm", "RKD",
-           "SimilarityPreserving", "SoftTargetTerm", "TapValues", "Term", "VID",
+           "SRD", "SimilarityPreserving", "SoftTargetTerm", "TapValues", "Term",
+           "VID",
            "deserialize", "get", "serialize"]
