@@ -1,7 +1,8 @@
 """keras_kd's method terms against torchdistill 1.1.5, on the same tensors.
 
 For each method torchdistill implements (RKD, PKT, SPKD, CCKD, FSP, DIST,
-logit standardization, VID), random teacher and student tensors go
+logit standardization, VID, CRD with given memories and contrast indices),
+random teacher and student tensors go
 through the keras_kd term (in `mode="code"` where the paper and
 torchdistill differ) and through torchdistill's loss, and the relative
 difference is printed. The target is 1e-5. torchdistill and PyTorch run
@@ -67,12 +68,29 @@ out["VID"] = m.VIDLoss({"p": {"student": {"io": "output", "path": "s"},
                               "weight": 1.0}})(
     {"s": {"output": (mean.permute(0, 3, 1, 2), var.permute(0, 3, 1, 2))}},
     {"t": {"output": nchw("t_map")}})
+crd = m.CRDLoss("s", "e", "t", input_size=16, output_size=50,
+                num_negative_samples=7, num_samples=50)
+crd.memory_v1.copy_(t("crd_student_memory").float())
+crd.memory_v2.copy_(t("crd_teacher_memory").float())
+out_s, out_t = crd.contrast_memory(
+    t("crd_v_s").float(), t("crd_v_t").float(),
+    torch.tensor(data["crd_index"]), torch.tensor(data["crd_contrast"]))
+out["CRD"] = (crd.compute_contrast_loss(out_s)
+              + crd.compute_contrast_loss(out_t))
+out["CRD memory after the update"] = float(
+    crd.memory_v1.sum() + 2 * crd.memory_v2.sum())
 print(json.dumps({k: float(v) for k, v in out.items()}))
 '''
 
 
 def tensors(seed=0):
     rng = np.random.default_rng(seed)
+    data = _tensors(rng)
+    data["crd_contrast"][:, 0] = data["crd_index"]  # the positive first
+    return data
+
+
+def _tensors(rng):
     return {
         "t_map": rng.normal(size=(8, 4, 4, 6)),
         "s_map": rng.normal(size=(8, 4, 4, 3)),
@@ -86,7 +104,18 @@ def tensors(seed=0):
         "s_logits": 3 * rng.normal(size=(8, 10)),
         "vid_mean": rng.normal(size=(8, 4, 4, 6)),
         "vid_var": rng.uniform(0.5, 2.0, size=(8, 4, 4, 6)),
+        "crd_student_memory": rng.uniform(-0.4, 0.4, size=(50, 16)),
+        "crd_teacher_memory": rng.uniform(-0.4, 0.4, size=(50, 16)),
+        "crd_v_s": unit(rng.normal(size=(8, 16))),
+        "crd_v_t": unit(rng.normal(size=(8, 16))),
+        "crd_index": rng.permutation(50)[:8],
+        "crd_contrast": np.concatenate([np.zeros((8, 1), int), rng.integers(
+            0, 50, (8, 7))], 1),
     }
+
+
+def unit(x):
+    return x / np.linalg.norm(x, axis=1, keepdims=True)
 
 
 def keras_kd_values(data):
@@ -109,7 +138,21 @@ def keras_kd_values(data):
 
     maps = (side({"f": f32["t_map"]}), side({"f": f32["s_map"]}))
     logits = (side({}, [f32["t_logits"]]), side({}, f32["s_logits"]))
+    crd = terms.CRD("t", "s", num_examples=50, feature_dim=16, negatives=7)
+    crd.build({"t": (None, 16)}, {"s": (None, 16)})
+    crd.student_memory.assign(f32["crd_student_memory"])
+    crd.teacher_memory.assign(f32["crd_teacher_memory"])
+    crd_value = float(keras.ops.convert_to_numpy(keras.ops.mean(
+        crd.contrast_loss(f32["crd_v_s"], f32["crd_v_t"],
+                          keras.ops.convert_to_tensor(data["crd_index"]),
+                          keras.ops.convert_to_tensor(
+                              data["crd_contrast"])))))
+    memory = float(keras.ops.convert_to_numpy(
+        keras.ops.sum(crd.student_memory)
+        + 2 * keras.ops.sum(crd.teacher_memory)))
     return {
+        "CRD": crd_value,
+        "CRD memory after the update": memory,
         "RKD": value(terms.RKD("f", "f"), *maps),
         "PKT": value(terms.PKT("e", "e"), side({"e": f32["t_vec"]}),
                      side({"e": f32["s_vec"]})),

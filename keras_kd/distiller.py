@@ -249,6 +249,7 @@ class Distiller(keras.Model):
                for v in self.losses]  # read before the teachers run
         x, y, sample_weight, mask = self.loss_inputs(x, y, y_pred,
                                                      sample_weight)
+        y, indices = teacher_values.split_example_index(y)
         labels, teacher = teacher_values.teacher_pass(
             self.teachers, self.plan.teacher_requests, x, y,
             len(y_pred["logits"].shape))
@@ -263,7 +264,8 @@ class Distiller(keras.Model):
         total = alpha * self.hard_label_scale(y_pred) * value + sum(own)
         for term, tracker in zip(self.terms, self._term_trackers):
             value = term.reduced_loss(
-                *self.plan.term_inputs(term, teacher, student, labels),
+                *self.plan.term_inputs(term, teacher, student, labels,
+                                       indices),
                 sample_weight=sample_weight)
             factor = ops.cast(term.weight, "float32")
             if term.mixes_with_labels:
@@ -290,6 +292,7 @@ class Distiller(keras.Model):
         return 1.0
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        y, _ = teacher_values.split_example_index(y)
         if isinstance(y, dict) and teacher_values.LABELS in y:
             y = y[teacher_values.LABELS]
         if isinstance(y_pred, dict):

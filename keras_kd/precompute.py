@@ -33,6 +33,8 @@ from keras_kd.top_k_targets import compact_top_k
 from keras_kd.utils.validation import check_positive
 
 LABELS = "y"
+# Per-example indices beside the labels: `{"y": labels, "index": ids}`.
+EXAMPLE_INDEX = "index"
 TEACHER_LOGITS = "teacher_logits"
 TEACHER_VALUES = "teacher_values"
 TEACHER_TOP_K = "teacher_top_k"
@@ -62,6 +64,18 @@ def forward_teachers(teachers, requests, x):
             if mask is not None:
                 masks[request.key] = mask
     return logits, values, masks
+
+
+def split_example_index(y):
+    """`(labels, example indices or None)`: a batch's labels may be
+    `{"y": labels, "index": example indices}` for terms that keep a memory
+    per training example (`keras_kd.terms.CRD`)."""
+    if isinstance(y, dict) and EXAMPLE_INDEX in y:
+        rest = {k: v for k, v in y.items() if k != EXAMPLE_INDEX}
+        if not is_stored(rest):
+            rest = rest[LABELS]
+        return rest, y[EXAMPLE_INDEX]
+    return y, None
 
 
 def teacher_pass(teachers, requests, x, y, logits_rank=None):

@@ -165,13 +165,16 @@ class TapPlan:
                    for path in self._student_keys[term.name]}
         return teacher, student
 
-    def term_inputs(self, term, teacher, student, labels=None):
+    def term_inputs(self, term, teacher, student, labels=None,
+                    indices=None):
         """The `TapValues` pair `term.compute_loss` receives.
 
         Args:
             teacher: `(logits, {key: value}, {key: mask})` of the teachers.
             student: the same of the student.
             labels: the batch's hard labels (given to both sides).
+            indices: the batch's example indices, when the data gives them
+                (`{"y": labels, "index": ids}`).
         """
         sides = []
         for (logits, values, masks), keys in (
@@ -180,5 +183,5 @@ class TapPlan:
             sides.append(TapValues(
                 {path: values[key] for path, key in keys.items()},
                 {path: masks.get(key) for path, key in keys.items()},
-                logits, labels))
+                logits, labels, indices))
         return sides

@@ -40,6 +40,7 @@ TESTED_IN = {
                                              "SoftTargetKD"),
     "keras_kd/multi_worker.py": ("multi_worker_job.py", None),
     "keras_kd/terms/correlation_congruence.py": ("test_method_zoo.py", None),
+    "keras_kd/terms/crd.py": ("test_method_zoo.py", None),
     "keras_kd/terms/dist.py": ("test_method_zoo.py", None),
     "keras_kd/terms/dkd.py": ("test_method_zoo.py", None),
     "keras_kd/terms/feature_relation.py": ("test_method_zoo.py", "RKD"),

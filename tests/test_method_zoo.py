@@ -233,6 +233,79 @@ def test_srd_equals_numpy_with_the_teachers_own_classifier(data):
     assert type(keras_kd.terms.deserialize(config)) is keras_kd.terms.SRD
 
 
+def numpy_crd(memory_s, memory_t, v_s, v_t, contrast, n, temperature=0.07):
+    k = contrast.shape[1] - 1
+
+    def nce(scores):
+        noise = k / n
+        pos = scores[:, 0]
+        return -(np.log(pos / (pos + noise + 1e-7))
+                 + np.log(noise / (scores[:, 1:] + noise + 1e-7)).sum(1))
+
+    scores_t = np.exp(np.einsum("bkd,bd->bk", memory_s[contrast], v_t)
+                      / temperature)
+    scores_s = np.exp(np.einsum("bkd,bd->bk", memory_t[contrast], v_s)
+                      / temperature)
+    scores_s /= scores_s.mean() * n
+    scores_t /= scores_t.mean() * n
+    return nce(scores_s) + nce(scores_t)
+
+
+def test_crd_equals_numpy_and_updates_its_memory():
+    rng = np.random.default_rng(4)
+    n, d, k = 30, 8, 5
+    term = keras_kd.terms.CRD("t", "s", num_examples=n, feature_dim=d,
+                              negatives=k)
+    term.build({"t": (None, 12)}, {"s": (None, 6)})
+    memory_s = rng.uniform(-0.5, 0.5, (n, d)).astype("float32")
+    memory_t = rng.uniform(-0.5, 0.5, (n, d)).astype("float32")
+    term.student_memory.assign(memory_s)
+    term.teacher_memory.assign(memory_t)
+
+    def unit(x):
+        return (x / np.linalg.norm(x, axis=1, keepdims=True)).astype(
+            "float32")
+
+    v_s, v_t = unit(rng.normal(size=(4, d))), unit(rng.normal(size=(4, d)))
+    indices = np.array([3, 7, 11, 29], "int32")
+    contrast = np.concatenate([indices[:, None], rng.integers(
+        0, n, (4, k))], 1).astype("int32")
+    got = keras.ops.convert_to_numpy(term.contrast_loss(v_s, v_t, indices,
+                                                        contrast))
+    np.testing.assert_allclose(
+        got, numpy_crd(memory_s, memory_t, v_s, v_t, contrast, n),
+        rtol=1e-4)
+    updated = keras.ops.convert_to_numpy(term.student_memory)
+    expected = 0.5 * memory_s[indices] + 0.5 * v_s
+    expected /= np.linalg.norm(expected, axis=1, keepdims=True)
+    np.testing.assert_allclose(updated[indices], expected, rtol=1e-5)
+    untouched = np.setdiff1d(np.arange(n), indices)
+    np.testing.assert_array_equal(updated[untouched], memory_s[untouched])
+
+
+def test_crd_trains_with_example_indices(data):
+    import tensorflow as tf
+
+    x, y = data
+    keras.utils.set_random_seed(0)
+    teacher, student = make_cnn(8, "teacher"), make_cnn(4, "student")
+    crd = keras_kd.terms.CRD("gap", "gap", num_examples=len(x),
+                             feature_dim=8, negatives=16, seed=1)
+    distiller = keras_kd.Distiller(teacher, student, terms=[crd])
+    distiller.compile(optimizer="adam", metrics=["accuracy"])
+    labels = {"y": y, "index": np.arange(len(x))}
+    history = distiller.fit(x, labels, batch_size=8, epochs=2, verbose=0)
+    assert all(np.isfinite(history.history["crd_loss"]))
+    assert "accuracy" in history.history
+    memory = keras.ops.convert_to_numpy(crd.student_memory)
+    np.testing.assert_allclose(np.linalg.norm(memory, axis=1), 1.0,
+                               rtol=1e-4)  # every example was written
+    pipeline = tf.data.Dataset.from_tensor_slices((x, labels)).batch(8)
+    distiller.fit(pipeline, epochs=1, verbose=0)
+    with pytest.raises(ValueError, match="index"):
+        distiller.fit(x, y, batch_size=8, epochs=1, verbose=0)
+
+
 # --- logit methods ---------------------------------------------------------
 
 def numpy_dkd(t, s, y, alpha=1.0, beta=8.0, temperature=4.0):
@@ -329,6 +402,8 @@ ALL_TERMS = [
     keras_kd.terms.DKD(beta=0.5, temperature=1.0),
     keras_kd.terms.DIST(temperature=4.0),
     keras_kd.terms.LogitStandardization(),
+    keras_kd.terms.CRD("gap", "gap", num_examples=32, feature_dim=4,
+                       negatives=8),
 ]
 
 
@@ -382,7 +457,8 @@ def test_every_method_trains_in_one_distiller(data):
                                     teacher_head(teacher, "conv2")))
     distiller = keras_kd.Distiller(teacher, student, terms=terms)
     distiller.compile(optimizer=keras.optimizers.Adam(1e-3), alpha=0.5)
-    history = distiller.fit(x, y, batch_size=16, epochs=2, verbose=0)
+    labels = {"y": y, "index": np.arange(len(x))}  # for CRD
+    history = distiller.fit(x, labels, batch_size=16, epochs=2, verbose=0)
     for term in terms:
         values = history.history[f"{term.name}_loss"]
         assert all(np.isfinite(values)), term.name

@@ -18,6 +18,7 @@ import keras
 from keras_kd.terms.attention_maps import AttentionMapTerm
 from keras_kd.terms.attention_transfer import AttentionTransferTerm
 from keras_kd.terms.correlation_congruence import CorrelationCongruence
+from keras_kd.terms.crd import CRD
 from keras_kd.terms.dist import DIST
 from keras_kd.terms.dkd import DKD
 from keras_kd.terms.feature_relation import FeatureRelationTerm
@@ -38,7 +39,7 @@ from keras_kd.terms.vid import VID
 
 # Every term a user can name, by its class name and a snake-case alias.
 ALL_OBJECTS = {
-    AttentionMapTerm, AttentionTransferTerm, CorrelationCongruence, DIST,
+    AttentionMapTerm, AttentionTransferTerm, CorrelationCongruence, CRD, DIST,
     DKD, FSP, HintTerm, LogitStandardization, PKT, RKD,
     SimilarityPreserving, SoftTargetTerm, SRD, VID,
 }
@@ -46,6 +47,7 @@ ALIASES = {
     "attention_maps": AttentionMapTerm,
     "attention_transfer": AttentionTransferTerm,
     "correlation_congruence": CorrelationCongruence,
+    "crd": CRD,
     "dist": DIST,
     "dkd": DKD,
     "fsp": FSP,
@@ -102,7 +104,7 @@ def get(identifier):
 
 
 __all__ = ["AttentionMapTerm", "AttentionTransferTerm",
-           "CorrelationCongruence", "DIST", "DKD", "FSP",
+           "CorrelationCongruence", "CRD", "DIST", "DKD", "FSP",
            "FeatureRelationTerm", "HintTerm", "LogitStandardization",
            "LogitTerm", "LossTerm", "PKT", "PairTerm", "RKD",
            "SRD", "SimilarityPreserving", "SoftTargetTerm", "TapValues", "Term",

@@ -66,15 +66,18 @@ class TapValues(collections.abc.Mapping):
     the teacher side, a list with one entry per teacher: a tensor, or a
     dict of top-k targets when the teacher was precomputed with `top_k`);
     `values.labels` the batch's hard labels as the Distiller's loss reads
-    them (integer, one-hot or soft rows; on the student side, `None` where
-    no labels are given).
+    them (integer, one-hot or soft rows; `None` where no labels are
+    given); `values.indices` the examples' indices in the training set
+    where the data gives them as `{"y": labels, "index": ids}` (else
+    `None`).
     """
 
-    def __init__(self, values, masks, logits, labels=None):
+    def __init__(self, values, masks, logits, labels=None, indices=None):
         self._values = dict(values)
         self._masks = dict(masks)
         self.logits = logits
         self.labels = labels
+        self.indices = indices
 
     def __getitem__(self, path):
         try:
