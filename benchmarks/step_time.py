@@ -37,9 +37,15 @@ language-model example (`keras_kd_examples.lm_job`: 838,656 and 72,768
 parameters, 258 byte tokens, 96 per sequence): token-level forward KL +
 next-token labels. Target: (c) <= 1.10 * ((a) + (b)).
 
+`--models methods` measures each feature method of the method zoo (RKD,
+PKT, CC on the pooled features, SP, VID, SRD, FSP on the block outputs,
+CRD on the pooled features), each with soft targets + labels, on the CNN
+pair of width `--teacher-widths[0]` and `--student-width`, against (a) +
+(b). Target: <= 1.15 each.
+
 Usage:
     python benchmarks/step_time.py [--samples 4096] [--epochs 4]
-        [--teacher-widths 32 64] [--models cnn transformer]
+        [--teacher-widths 32 64] [--models cnn transformer methods]
 """
 
 import argparse
@@ -266,6 +272,58 @@ def run_language_model(args, length=96):
     print_against_ideal(labels, figures, target=1.10)
 
 
+def feature_methods(teacher, samples):
+    """`name -> term factory` for the feature methods, on `make_cnn`
+    pairs (block outputs and the pooled features)."""
+    from keras_kd.terms.srd import teacher_head
+
+    terms = keras_kd.terms
+    pool = ("gap", "gap")
+    maps = ("block3_out", "block3_out")
+    return {
+        "rkd": lambda: terms.RKD(*pool),
+        "pkt": lambda: terms.PKT(*pool),
+        "correlation_congruence": lambda: terms.CorrelationCongruence(
+            *pool),
+        "similarity_preserving": lambda: terms.SimilarityPreserving(*maps),
+        "vid": lambda: terms.VID(*maps),
+        "srd": lambda: terms.SRD(*maps, classifier=teacher_head(teacher,
+                                                                maps[0])),
+        "crd": lambda: terms.CRD(*pool, num_examples=samples),
+    }
+
+
+def run_methods(args):
+    rng = np.random.default_rng(0)
+    x = rng.random((args.samples, 28, 28, 1), dtype=np.float32)
+    y = rng.integers(0, 10, args.samples)
+    labels = {"y": y, "index": np.arange(args.samples)}
+    teacher = make_cnn(args.teacher_widths[0], "teacher")
+    sw = args.student_width
+    weights = make_cnn(sw, "student", dropout=0.1).get_weights()
+    student = fresh_student(sw, weights)
+    student.compile(optimizer="adam", loss=keras.losses.
+                    SparseCategoricalCrossentropy(from_logits=True))
+    figures = {"a": timed_fit(student, x, y, args.epochs, args.batch_size),
+               "b": timed_inference(teacher, x, args.epochs,
+                                    args.batch_size)}
+    ideal = figures["a"] + figures["b"]
+    print(f"\n[{keras.backend.backend()}] Feature methods, epoch time "
+          f"({args.samples} samples, batch {args.batch_size}): (a) "
+          f"{figures['a']:.3f} s + (b) {figures['b']:.3f} s = "
+          f"{ideal:.3f} s")
+    for name, make in feature_methods(teacher, args.samples).items():
+        distiller = keras_kd.Distiller(
+            teacher, fresh_student(sw, weights),
+            terms=[keras_kd.terms.SoftTargetTerm(temperature=4.0), make()])
+        distiller.compile(optimizer="adam")
+        seconds = timed_fit(distiller, x, labels, args.epochs,
+                            args.batch_size)
+        ratio = seconds / ideal
+        print(f"  {name:<24s} {seconds:7.3f} s  {ratio:.2f}x  (target "
+              f"<= 1.15) {'OK' if ratio <= 1.15 else 'MISSED'}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=description(__doc__))
     parser.add_argument("--samples", type=int, default=4096)
@@ -278,7 +336,7 @@ def main():
                         help="one run per width: with the default student, "
                         "32 costs 4x its FLOPs and 64 costs 16x")
     parser.add_argument("--models", nargs="+", default=["cnn", "transformer"],
-                        choices=["cnn", "transformer", "lm"])
+                        choices=["cnn", "transformer", "lm", "methods"])
     args = parser.parse_args()
     if "cnn" in args.models:
         for teacher_width in args.teacher_widths:
@@ -287,6 +345,8 @@ def main():
         run_transformer(args)
     if "lm" in args.models:
         run_language_model(args)
+    if "methods" in args.models:
+        run_methods(args)
 
 
 if __name__ == "__main__":

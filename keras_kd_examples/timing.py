@@ -33,7 +33,7 @@ def make_cnn(width, name, dropout=0.0):
     x = conv_block(inputs, width, "block1")
     x = conv_block(x, 2 * width, "block2", strides=2)  # 14x14
     x = conv_block(x, 2 * width, "block3", strides=2)  # 7x7
-    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = keras.layers.Dropout(dropout)(x)
     return keras.Model(inputs, keras.layers.Dense(10)(x), name=name)

@@ -29,7 +29,7 @@ def block(marker):
 def test_every_block_is_tested():
     markers = ["make_student()", "label_smoothing", "BertTextClassifier",
                "teacher_a, teacher_b", "compression.prune",
-               "OnPolicyDistiller"]
+               "OnPolicyDistiller", "DistillationTensorBoard"]
     assert sorted(BLOCKS) == sorted(block(m) for m in markers)
 
 
@@ -161,3 +161,27 @@ def test_compression_block(tmp_path, monkeypatch):
     assert np.mean(kernel == 0) == pytest.approx(0.5)
     with open(tmp_path / "student_int8.tflite", "rb") as f:
         assert f.read(8)[4:8] == b"TFL3"
+
+
+def test_method_zoo_block(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    def cnn(name, width):
+        inputs = keras.Input((28, 28, 1))
+        x = keras.layers.Conv2D(width, 3, strides=2, padding="same",
+                                activation="relu", name="block3")(inputs)
+        x = keras.layers.GlobalAveragePooling2D(name="pool")(x)
+        return keras.Model(inputs, keras.layers.Dense(10, name="logits")(x),
+                           name=name)
+
+    x, y = images(32)
+    namespace = {"keras_kd": keras_kd, "teacher": cnn("teacher", 8),
+                 "student": cnn("student", 4), "x_train": x, "y_train": y,
+                 "x_val": x[:8]}
+    exec(block("DistillationTensorBoard"), namespace)
+    history = namespace["distiller"].history.history
+    for name in ("rkd_loss", "similarity_preserving_loss", "attention_loss"):
+        assert np.isfinite(history[name][0]), name
+    assert any(name.startswith("events.out.tfevents")
+               for _, _, files in os.walk(tmp_path / "logs")
+               for name in files)
