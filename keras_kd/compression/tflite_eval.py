@@ -42,6 +42,36 @@ def read_tflite(path, argument="path"):
     return data
 
 
+def weight_tensors(data):
+    """`(buffer index, tensor, raw bytes as NumPy)` of each weight tensor of
+    a TFLite flatbuffer: the constant tensors of rank >= 2 with data
+    (convolution filters, fully-connected weights, embedding tables)."""
+    _, schema = _litert()
+    model = schema.Model.GetRootAsModel(data, 0)
+    for g in range(model.SubgraphsLength()):
+        subgraph = model.Subgraphs(g)
+        for t in range(subgraph.TensorsLength()):
+            tensor = subgraph.Tensors(t)
+            if tensor.ShapeLength() < 2 or tensor.Buffer() <= 0:
+                continue
+            raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
+            if isinstance(raw, int) or raw is None or raw.size == 0:
+                continue
+            yield tensor.Buffer(), tensor, raw
+
+
+def _weight_values(data):
+    """`(buffer index, tensor, values)` of the int8 / float weights."""
+    _, schema = _litert()
+    dtypes = {schema.TensorType.INT8: np.int8,
+              schema.TensorType.FLOAT32: np.float32,
+              schema.TensorType.FLOAT16: np.float16}
+    for buffer, tensor, raw in weight_tensors(data):
+        dtype = dtypes.get(tensor.Type())
+        if dtype is not None:
+            yield buffer, tensor, np.frombuffer(raw.tobytes(), dtype=dtype)
+
+
 def tflite_sparsity(data):
     """Fraction of zero values in the weight tensors of a TFLite model.
 
@@ -49,27 +79,10 @@ def tflite_sparsity(data):
     filters, fully-connected weights); biases and shape constants are left
     out. For int8 weights, a zero is the stored value 0 (their zero point).
     """
-    _, schema = _litert()
-    model = schema.Model.GetRootAsModel(data, 0)
     zeros = total = 0
-    for g in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(g)
-        for t in range(subgraph.TensorsLength()):
-            tensor = subgraph.Tensors(t)
-            if tensor.ShapeLength() < 2 or tensor.Buffer() <= 0:
-                continue
-            buffer = model.Buffers(tensor.Buffer())
-            raw = buffer.DataAsNumpy()
-            if isinstance(raw, int) or raw is None or raw.size == 0:
-                continue
-            dtype = {schema.TensorType.INT8: np.int8,
-                     schema.TensorType.FLOAT32: np.float32,
-                     schema.TensorType.FLOAT16: np.float16}.get(tensor.Type())
-            if dtype is None:
-                continue
-            values = np.frombuffer(raw.tobytes(), dtype=dtype)
-            zeros += int(np.sum(values == 0))
-            total += values.size
+    for _, _, values in _weight_values(data):
+        zeros += int(np.sum(values == 0))
+        total += values.size
     return zeros / total if total else 0.0
 
 
@@ -127,27 +140,10 @@ def operator_types(data):
 def weight_tensor_zeros(data):
     """`[(name, shape, fraction of zeros)]` of the weight tensors (constant,
     rank >= 2) of a TFLite flatbuffer, largest first."""
-    _, schema = _litert()
-    model = schema.Model.GetRootAsModel(data, 0)
-    dtypes = {schema.TensorType.INT8: np.int8,
-              schema.TensorType.FLOAT32: np.float32,
-              schema.TensorType.FLOAT16: np.float16}
     found = {}
-    for g in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(g)
-        for t in range(subgraph.TensorsLength()):
-            tensor = subgraph.Tensors(t)
-            if tensor.ShapeLength() < 2 or tensor.Buffer() <= 0:
-                continue
-            raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
-            dtype = dtypes.get(tensor.Type())
-            if isinstance(raw, int) or raw is None or raw.size == 0 or (
-                    dtype is None):
-                continue
-            values = np.frombuffer(raw.tobytes(), dtype=dtype)
-            found[tensor.Buffer()] = (
-                tensor.Name().decode(), tuple(tensor.ShapeAsNumpy()),
-                float(np.mean(values == 0)), values.size)
+    for buffer, tensor, values in _weight_values(data):
+        found[buffer] = (tensor.Name().decode(), tuple(tensor.ShapeAsNumpy()),
+                         float(np.mean(values == 0)), values.size)
     ordered = sorted(found.values(), key=lambda entry: -entry[3])
     return [entry[:3] for entry in ordered]
 

@@ -102,22 +102,14 @@ def quantized_tensors(flatbuffer):
     weight tensors (constant, rank >= 2) of a TFLite model by storage
     type, so a report can say which stayed float."""
     from keras_kd.compression.tflite_eval import _litert
+    from keras_kd.compression.tflite_eval import weight_tensors
 
     _, schema = _litert()
     names = {value: name.lower() for name, value in vars(
         schema.TensorType).items() if not name.startswith("_")}
-    model = schema.Model.GetRootAsModel(flatbuffer, 0)
     found = {}
-    for g in range(model.SubgraphsLength()):
-        subgraph = model.Subgraphs(g)
-        for t in range(subgraph.TensorsLength()):
-            tensor = subgraph.Tensors(t)
-            if tensor.ShapeLength() < 2 or tensor.Buffer() <= 0:
-                continue
-            raw = model.Buffers(tensor.Buffer()).DataAsNumpy()
-            if isinstance(raw, int) or raw is None or raw.size == 0:
-                continue
-            found.setdefault(names.get(tensor.Type(), "other"), []).append(
-                tensor.Name().decode())
+    for _, tensor, _ in weight_tensors(flatbuffer):
+        found.setdefault(names.get(tensor.Type(), "other"), []).append(
+            tensor.Name().decode())
     return {kind: sorted(set(found_names))
             for kind, found_names in found.items()}

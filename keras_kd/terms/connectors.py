@@ -49,6 +49,17 @@ def check_hint_shapes(teacher_shape, student_shape, teacher_path,
             )
 
 
+def pair_shapes(teacher_shapes, student_shapes, teacher_path, student_path):
+    """`(teacher shape, student shape)` of one tapped pair, checked as hint
+    pairs are (terms with a trainable part on the student side: hints, VID,
+    SRD)."""
+    teacher_shape = tuple(teacher_shapes[teacher_path])
+    student_shape = tuple(student_shapes[student_path])
+    check_hint_shapes(teacher_shape, student_shape, teacher_path,
+                      student_path)
+    return teacher_shape, student_shape
+
+
 def match_feature_size(teacher_feature, student_feature):
     """Area-resizes the larger feature to the smaller spatial size.
 

@@ -3,7 +3,7 @@
 import keras
 from keras import ops
 
-from keras_kd.terms.connectors import check_hint_shapes
+from keras_kd.terms.connectors import pair_shapes
 from keras_kd.terms.term import Term
 from keras_kd.utils.validation import check_non_negative
 
@@ -106,10 +106,9 @@ class SRD(Term):
         return [self.student_layer]
 
     def build(self, teacher_shapes, student_shapes):
-        teacher_shape = tuple(teacher_shapes[self.teacher_layer])
-        student_shape = tuple(student_shapes[self.student_layer])
-        check_hint_shapes(teacher_shape, student_shape, self.teacher_layer,
-                          self.student_layer)
+        teacher_shape, student_shape = pair_shapes(
+            teacher_shapes, student_shapes, self.teacher_layer,
+            self.student_layer)
         if len(student_shape) == 4:
             if teacher_shape[1:3] != student_shape[1:3]:
                 raise ValueError(

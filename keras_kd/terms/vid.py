@@ -6,10 +6,10 @@ import math
 import keras
 from keras import ops
 
-from keras_kd.terms.connectors import check_hint_shapes
 from keras_kd.terms.connectors import match_feature_size
-from keras_kd.utils.validation import check_positive
+from keras_kd.terms.connectors import pair_shapes
 from keras_kd.terms.term import Term
+from keras_kd.utils.validation import check_positive
 
 
 def variational_nll(teacher, mean, variance):
@@ -76,10 +76,9 @@ class VID(Term):
         return [self.student_layer]
 
     def build(self, teacher_shapes, student_shapes):
-        teacher_shape = tuple(teacher_shapes[self.teacher_layer])
-        student_shape = tuple(student_shapes[self.student_layer])
-        check_hint_shapes(teacher_shape, student_shape, self.teacher_layer,
-                          self.student_layer)
+        teacher_shape, student_shape = pair_shapes(
+            teacher_shapes, student_shapes, self.teacher_layer,
+            self.student_layer)
         channels = teacher_shape[-1]
         hidden = self.hidden or channels
 
