@@ -45,6 +45,7 @@ TESTED_IN = {
     "keras_kd/terms/dkd.py": ("test_method_zoo.py", None),
     "keras_kd/terms/feature_relation.py": ("test_method_zoo.py", "RKD"),
     "keras_kd/terms/fsp.py": ("test_method_zoo.py", None),
+    "keras_kd/terms/layer_pair_term.py": ("test_method_zoo.py", "VID"),
     "keras_kd/terms/logit_standardization.py": ("test_method_zoo.py", None),
     "keras_kd/terms/logit_term.py": ("test_method_zoo.py", "DKD"),
     "keras_kd/terms/pkt.py": ("test_method_zoo.py", None),

@@ -7,7 +7,7 @@ from keras import ops
 
 from keras_kd.terms.feature_relation import flat_features
 from keras_kd.terms.feature_relation import l2_normalize
-from keras_kd.terms.term import Term
+from keras_kd.terms.layer_pair_term import LayerPairTerm
 from keras_kd.utils.validation import check_positive
 from keras_kd.utils.validation import check_unit_interval
 
@@ -20,7 +20,7 @@ def _check_count(name, value):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class CRD(Term):
+class CRD(LayerPairTerm):
     """CRD: the student's embedding of an example must pick out the
     teacher's embedding of the same example among `negatives` others.
 
@@ -71,9 +71,8 @@ class CRD(Term):
     def __init__(self, teacher_layer, student_layer, num_examples,
                  feature_dim=128, negatives=16384, temperature=0.07,
                  momentum=0.5, seed=None, weight=None, name="crd", **kwargs):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.teacher_layer = teacher_layer
-        self.student_layer = student_layer
+        super().__init__(teacher_layer, student_layer, weight=weight,
+                         name=name, **kwargs)
         self.num_examples = _check_count("num_examples", num_examples)
         self.feature_dim = _check_count("feature_dim", feature_dim)
         self.negatives = _check_count("negatives", negatives)
@@ -82,12 +81,6 @@ class CRD(Term):
         self.seed = seed
         self.seed_generator = keras.random.SeedGenerator(seed)
         self.student_head = self.teacher_head = None
-
-    def teacher_taps(self):
-        return [self.teacher_layer]
-
-    def student_taps(self):
-        return [self.student_layer]
 
     def build(self, teacher_shapes, student_shapes):
         def width(shape):
@@ -171,8 +164,6 @@ class CRD(Term):
     def get_config(self):
         config = super().get_config()
         config.update({
-            "teacher_layer": self.teacher_layer,
-            "student_layer": self.student_layer,
             "num_examples": self.num_examples,
             "feature_dim": self.feature_dim, "negatives": self.negatives,
             "temperature": self.temperature, "momentum": self.momentum,

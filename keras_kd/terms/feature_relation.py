@@ -4,7 +4,7 @@ similarity-preserving KD, correlation congruence)."""
 
 from keras import ops
 
-from keras_kd.terms.term import Term
+from keras_kd.terms.layer_pair_term import LayerPairTerm
 from keras_kd.utils.validation import check_one_of
 
 
@@ -21,7 +21,7 @@ def flat_features(value, mask=None):
     return ops.reshape(value, (ops.shape(value)[0], -1))
 
 
-class FeatureRelationTerm(Term):
+class FeatureRelationTerm(LayerPairTerm):
     """A term on `(teacher_layer, student_layer)` whose loss is a function
     of the two batches of features, `relation_loss(teacher, student)`, a
     scalar over the batch.
@@ -44,22 +44,9 @@ class FeatureRelationTerm(Term):
 
     def __init__(self, teacher_layer, student_layer, mode="paper",
                  weight=None, name=None, **kwargs):
-        super().__init__(weight=weight, name=name, **kwargs)
-        for argument, value in (("teacher_layer", teacher_layer),
-                                ("student_layer", student_layer)):
-            if not isinstance(value, str) or not value:
-                raise ValueError(
-                    f"Argument `{argument}` of {type(self).__name__} must "
-                    f"be a layer path. Received: {argument}={value!r}")
-        self.teacher_layer = teacher_layer
-        self.student_layer = student_layer
+        super().__init__(teacher_layer, student_layer, weight=weight,
+                         name=name, **kwargs)
         self.mode = check_one_of("mode", mode, self.MODES)
-
-    def teacher_taps(self):
-        return [self.teacher_layer]
-
-    def student_taps(self):
-        return [self.student_layer]
 
     def compute_loss(self, teacher, student, sample_weight=None):
         mask = student.mask(self.student_layer)
@@ -78,8 +65,6 @@ class FeatureRelationTerm(Term):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"teacher_layer": self.teacher_layer,
-                       "student_layer": self.student_layer})
         if len(self.MODES) > 1:
             config["mode"] = self.mode
         return config

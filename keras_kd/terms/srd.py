@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from keras_kd.terms.connectors import pair_shapes
-from keras_kd.terms.term import Term
+from keras_kd.terms.layer_pair_term import LayerPairTerm
 from keras_kd.utils.validation import check_non_negative
 
 
@@ -34,7 +34,7 @@ def teacher_head(teacher, layer):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class SRD(Term):
+class SRD(LayerPairTerm):
     """Softmax regression representation learning (SRD, also SRRL): the
     student's features, mapped to the teacher's width, must work with the
     teacher's own frozen classifier.
@@ -80,7 +80,8 @@ class SRD(Term):
     def __init__(self, teacher_layer, student_layer, classifier,
                  feature_weight=1.0, regression_weight=1.0, weight=None,
                  name="srd", **kwargs):
-        super().__init__(weight=weight, name=name, **kwargs)
+        super().__init__(teacher_layer, student_layer, weight=weight,
+                         name=name, **kwargs)
         if isinstance(classifier, dict):
             classifier = keras.saving.deserialize_keras_object(classifier)
         if not callable(classifier):
@@ -88,8 +89,6 @@ class SRD(Term):
                 "Argument `classifier` must be a Keras model or layer from "
                 "the teacher's feature to its logits (see "
                 f"`teacher_head`). Received: classifier={classifier!r}")
-        self.teacher_layer = teacher_layer
-        self.student_layer = student_layer
         self.classifier = classifier
         if isinstance(classifier, keras.layers.Layer):
             classifier.trainable = False
@@ -98,12 +97,6 @@ class SRD(Term):
         self.regression_weight = check_non_negative("regression_weight",
                                                     regression_weight)
         self.connector = None
-
-    def teacher_taps(self):
-        return [self.teacher_layer]
-
-    def student_taps(self):
-        return [self.student_layer]
 
     def build(self, teacher_shapes, student_shapes):
         teacher_shape, student_shape = pair_shapes(
@@ -148,8 +141,6 @@ class SRD(Term):
     def get_config(self):
         config = super().get_config()
         config.update({
-            "teacher_layer": self.teacher_layer,
-            "student_layer": self.student_layer,
             "classifier": keras.saving.serialize_keras_object(
                 self.classifier),
             "feature_weight": self.feature_weight,

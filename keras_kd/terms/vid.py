@@ -8,7 +8,7 @@ from keras import ops
 
 from keras_kd.terms.connectors import match_feature_size
 from keras_kd.terms.connectors import pair_shapes
-from keras_kd.terms.term import Term
+from keras_kd.terms.layer_pair_term import LayerPairTerm
 from keras_kd.utils.validation import check_positive
 
 
@@ -18,7 +18,7 @@ def variational_nll(teacher, mean, variance):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd")
-class VID(Term):
+class VID(LayerPairTerm):
     """VID: the student maximises a variational lower bound of the mutual
     information between its features and the teacher's.
 
@@ -56,9 +56,8 @@ class VID(Term):
     def __init__(self, teacher_layer, student_layer, hidden=None,
                  initial_variance=5.0, eps=1e-5, weight=None, name="vid",
                  **kwargs):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.teacher_layer = teacher_layer
-        self.student_layer = student_layer
+        super().__init__(teacher_layer, student_layer, weight=weight,
+                         name=name, **kwargs)
         if hidden is not None and (isinstance(hidden, bool) or not isinstance(
                 hidden, int) or hidden < 1):
             raise ValueError("Argument `hidden` must be a positive integer "
@@ -68,12 +67,6 @@ class VID(Term):
                                                initial_variance)
         self.eps = check_positive("eps", eps)
         self.regressor = None
-
-    def teacher_taps(self):
-        return [self.teacher_layer]
-
-    def student_taps(self):
-        return [self.student_layer]
 
     def build(self, teacher_shapes, student_shapes):
         teacher_shape, student_shape = pair_shapes(
@@ -120,9 +113,7 @@ class VID(Term):
 
     def get_config(self):
         config = super().get_config()
-        config.update({"teacher_layer": self.teacher_layer,
-                       "student_layer": self.student_layer,
-                       "hidden": self.hidden,
+        config.update({"hidden": self.hidden,
                        "initial_variance": self.initial_variance,
                        "eps": self.eps})
         return config
