@@ -6,6 +6,7 @@ import pytest
 
 import keras_kd
 from conftest import make_cnn
+from keras_kd import model_checks
 from keras_kd.model_checks import probe_batch
 from test_distiller import CallCounter
 
@@ -35,3 +36,22 @@ def test_probe_batch_makes_valid_inputs_of_each_dtype():
     assert batch["ids"].shape == (4, 8) and np.all(batch["ids"] == 1)
     assert batch["mask"].dtype == bool and batch["mask"].all()
     assert batch["x"].dtype == np.float32 and batch["x"].std() > 0
+
+
+def test_two_class_logits_near_a_probability_row_are_not_refused():
+    """Random-init logits of two classes can land within 1e-3 of summing
+    to 1 (the text student at seed 2 gave 0.1755 + 0.8251 = 1.0006); a
+    float32 softmax sums to 1 within 1e-6, and only that is refused."""
+    inputs = keras.Input((3,))
+    near = keras.Model(inputs, keras.layers.Dense(
+        2, kernel_initializer="zeros",
+        bias_initializer=keras.initializers.Constant([0.1755, 0.8251]))(
+            inputs))
+    model_checks.check_logits_by_value([("student", near)],
+                                       np.ones((4, 3), "float32"))
+    softmax = keras.Model(inputs, keras.layers.Dense(
+        2, activation="softmax")(inputs))
+    with pytest.raises(ValueError, match="must output logits"):
+        model_checks.check_logits_by_value(
+            [("student", softmax)],
+            np.random.default_rng(0).normal(size=(4, 3)).astype("float32"))
