@@ -10,7 +10,8 @@ from keras_kd.compression.native.fake_quant import fake_quantize
 from keras_kd.compression.native.masks import MagnitudeMasks
 from keras_kd.compression.native.masks import PruningStep
 from keras_kd.compression.native.weights import copy_model
-from keras_kd.compression.native.weights import layer_names
+from keras_kd.compression.pruning import PATHS
+from keras_kd.compression.pruning import _check_keep_dense
 from keras_kd.compression.pruning import _mark
 from keras_kd.compression.pruning import choose_path
 from keras_kd.compression.pruning import fresh_tf_keras_copy
@@ -93,10 +94,9 @@ def quantize(
             f"{type(scheme).__name__}")
     fine_tuning = check_fine_tuning(
         fine_tuning, FineTuning(epochs=1, learning_rate=5e-4))
-    if isinstance(keep_dense, str):
-        keep_dense = (keep_dense,)
-    keep_dense = tuple(keep_dense or ())
-    check_one_of("path", path, ("auto", "tfmot", "keras"))
+    keep_dense = tuple((keep_dense,) if isinstance(keep_dense, str)
+                       else keep_dense or ())
+    check_one_of("path", path, PATHS)
     if path == "auto" and not isinstance(model, tf_keras().Model):
         path = "tfmot" if tfmot_qat_failure(model) is None else "keras"
     path = choose_path(model, path)
@@ -134,11 +134,7 @@ def tfmot_qat_failure(model):
 
 def _quantize_keras(model, train_data, teacher, scheme, fine_tuning,
                     keep_dense, verbose):
-    unknown = sorted(set(keep_dense) - layer_names(model))
-    if unknown:
-        raise ValueError(
-            f"Argument `keep_dense` names layers the model does not have: "
-            f"{unknown}. Received: keep_dense={keep_dense!r}")
+    keep_dense = _check_keep_dense(model, keep_dense, deep=True)
     student = copy_model(model)
     if scheme == "auto":
         sparse = weight_sparsity(student) >= _SPARSE_ENOUGH

@@ -86,21 +86,27 @@ def tflite_sparsity(data):
     return zeros / total if total else 0.0
 
 
-def operator_names(data):
-    """The operators of a TFLite flatbuffer: builtin names (`"CONV_2D"`) and
-    custom codes (`"FlexAddV2"` for Select TF ops)."""
-    _, schema = _litert()
+def _operator_code_names(model, schema):
+    """The name of each operator code of a model: builtin names
+    (`"CONV_2D"`) and custom codes (`"FlexAddV2"` for Select TF ops)."""
     builtin = {value: name for name, value in vars(
         schema.BuiltinOperator).items() if not name.startswith("_")}
-    model = schema.Model.GetRootAsModel(data, 0)
-    names = set()
+    names = []
     for i in range(model.OperatorCodesLength()):
         code = model.OperatorCodes(i)
         custom = code.CustomCode()
         number = max(code.BuiltinCode(), code.DeprecatedBuiltinCode())
-        name = builtin.get(number, str(number))
-        names.add(custom.decode() if custom else name)
-    return sorted(names)
+        names.append(custom.decode() if custom
+                     else builtin.get(number, str(number)))
+    return names
+
+
+def operator_names(data):
+    """The operators of a TFLite flatbuffer: builtin names (`"CONV_2D"`) and
+    custom codes (`"FlexAddV2"` for Select TF ops)."""
+    _, schema = _litert()
+    model = schema.Model.GetRootAsModel(data, 0)
+    return sorted(set(_operator_code_names(model, schema)))
 
 
 def operator_types(data):
@@ -111,11 +117,10 @@ def operator_types(data):
     int8 fully-connected layer (input, weights, bias -> output).
     """
     _, schema = _litert()
-    builtin = {value: name for name, value in vars(
-        schema.BuiltinOperator).items() if not name.startswith("_")}
     types = {value: name for name, value in vars(
         schema.TensorType).items() if not name.startswith("_")}
     model = schema.Model.GetRootAsModel(data, 0)
+    code_names = _operator_code_names(model, schema)
     found = {}
     for g in range(model.SubgraphsLength()):
         subgraph = model.Subgraphs(g)
@@ -127,10 +132,7 @@ def operator_types(data):
 
         for o in range(subgraph.OperatorsLength()):
             op = subgraph.Operators(o)
-            code = model.OperatorCodes(op.OpcodeIndex())
-            custom = code.CustomCode()
-            name = custom.decode() if custom else builtin.get(
-                max(code.BuiltinCode(), code.DeprecatedBuiltinCode()))
+            name = code_names[op.OpcodeIndex()]
             signature = (f"{kinds(op.InputsAsNumpy())}->"
                          f"{kinds(op.OutputsAsNumpy())}")
             found.setdefault(name, set()).add(signature)

@@ -72,13 +72,7 @@ class FakeQuantization(keras.layers.Layer):
         self.weight_ranges = []
         self.output_ranges = []
         for i, site in enumerate(self.sites):
-            values = ops.abs(site.variable)
-            if site.channel_axis is None:
-                initial = ops.max(values)
-            else:
-                axes = tuple(a for a in range(len(site.variable.shape))
-                             if a != site.channel_axis)
-                initial = ops.max(values, axis=axes)
+            initial = kernel_range(site, site.variable)
             self.weight_ranges.append(self.add_weight(
                 shape=tuple(initial.shape), initializer="zeros",
                 trainable=False, name=f"weight_range_{i}"))
@@ -134,14 +128,8 @@ class FakeQuantization(keras.layers.Layer):
     def _weight(self, site, range_variable, training):
         kernel = ops.convert_to_tensor(site.variable)
         if training:
-            values = ops.abs(kernel)
-            if site.channel_axis is None:
-                current = ops.max(values)
-            else:
-                axes = tuple(a for a in range(len(kernel.shape))
-                             if a != site.channel_axis)
-                current = ops.max(values, axis=axes)
-            range_variable.assign(ops.stop_gradient(current))
+            range_variable.assign(ops.stop_gradient(kernel_range(site,
+                                                                 kernel)))
         high = ops.maximum(range_variable, 1e-8)
         return keras.quantizers.fake_quant_with_min_max_vars(
             kernel, -high, high, num_bits=8, narrow_range=True,
@@ -186,16 +174,21 @@ class FakeQuantization(keras.layers.Layer):
         """Sets each kernel's range to its current max |weight| (after the
         last optimizer step, which came after the last range update)."""
         for site, weight_range in zip(self.sites, self.weight_ranges):
-            values = ops.abs(site.variable)
-            if site.channel_axis is None:
-                weight_range.assign(ops.max(values))
-            else:
-                axes = tuple(a for a in range(len(site.variable.shape))
-                             if a != site.channel_axis)
-                weight_range.assign(ops.max(values, axis=axes))
+            weight_range.assign(kernel_range(site, site.variable))
 
     def compute_output_spec(self, inputs, training=False):
         return self.student.compute_output_spec(inputs)
+
+
+def kernel_range(site, kernel):
+    """max |kernel|: one value, or one per output channel of a
+    convolution (`site.channel_axis`)."""
+    values = ops.abs(kernel)
+    if site.channel_axis is None:
+        return ops.max(values)
+    axes = tuple(a for a in range(len(values.shape))
+                 if a != site.channel_axis)
+    return ops.max(values, axis=axes)
 
 
 def _flat_specs(structure):
