@@ -10,7 +10,9 @@ follows (soft targets, attention transfer, attention maps and hints are
 terms too). A term names the teacher and student layers it reads, computes
 its loss from their values keyed by path, and keeps its weight in a
 variable. Here we write the distance loss of relational knowledge
-distillation (RKD, Park et al., CVPR 2019): the student's pairwise
+distillation (RKD, Park et al., CVPR 2019; keras_kd ships the whole method,
+distances and angles, as `keras_kd.terms.RKD`, which gives the same value
+with `angle_weight=0`): the student's pairwise
 distances between the examples of a batch, normalised by their mean, should
 match the teacher's. It compares *relations*, so teacher and student
 embeddings may have different widths, and no connector is needed.
@@ -48,25 +50,20 @@ def pairwise_distances(embeddings, eps=1e-12):
 
 
 @keras.saving.register_keras_serializable(package="keras_kd_examples")
-class RKDDistance(keras_kd.terms.Term):
+class RKDDistance(keras_kd.terms.LayerPairTerm):
     """RKD distance loss: Huber(ψ_s / μ_s − ψ_t / μ_t), mean over B² pairs.
 
     ψ are pairwise distances between the examples of the batch, μ their
     mean over distinct pairs (as the authors' code, the mean runs over all
-    B² entries, the zero diagonal included).
+    B² entries, the zero diagonal included). `LayerPairTerm` keeps the
+    two layer paths, names them as the term's taps and saves them in its
+    config.
     """
 
     def __init__(self, teacher_layer, student_layer, weight=25.0,
                  name="rkd_distance", **kwargs):
-        super().__init__(weight=weight, name=name, **kwargs)
-        self.teacher_layer = teacher_layer
-        self.student_layer = student_layer
-
-    def teacher_taps(self):
-        return [self.teacher_layer]
-
-    def student_taps(self):
-        return [self.student_layer]
+        super().__init__(teacher_layer, student_layer, weight=weight,
+                         name=name, **kwargs)
 
     def compute_loss(self, teacher, student, sample_weight=None):
         def normalised(features):
@@ -81,10 +78,6 @@ class RKDDistance(keras_kd.terms.Term):
         huber = ops.where(difference < 1.0, 0.5 * ops.square(difference),
                           difference - 0.5)
         return self.reduce(ops.mean(huber))  # one value for the batch
-
-    def get_config(self):
-        return {**super().get_config(), "teacher_layer": self.teacher_layer,
-                "student_layer": self.student_layer}
 
 
 """

@@ -137,12 +137,9 @@ def check_fit_data(distiller, x, y, argument):
     """Checks the labels of `fit`/`evaluate` data (arrays, or a
     `tf.data.Dataset`'s spec) and any precomputed teacher values in them
     against what `distiller` needs."""
-    if isinstance(y, dict):
-        labels = y
-    else:
-        labels = np.asarray(y) if isinstance(y, (np.ndarray, list)) else (
-            compat.dataset_label_spec(x))
-    labels, _ = teacher_values.split_example_index(labels)
+    if not isinstance(y, (np.ndarray, list, dict)):
+        y = compat.dataset_label_spec(x)
+    labels, _ = teacher_values.split_example_index(y)  # CRD's indices
     if isinstance(labels, list):
         labels = np.asarray(labels)
     if teacher_values.is_stored(labels):

@@ -60,6 +60,23 @@ def test_rkd_term_matches_numpy_and_trains(data):
     assert history.history["rkd_distance_loss"][-1] < expected
 
 
+def test_the_example_term_equals_the_shipped_rkd_distance():
+    from keras_kd.terms import TapValues
+
+    rng = np.random.default_rng(0)
+    t, s = rng.normal(size=(16, 12)), rng.normal(size=(16, 5))
+    teacher = TapValues({"gap": keras.ops.convert_to_tensor(t)}, {}, None)
+    student = TapValues({"gap": keras.ops.convert_to_tensor(s)}, {}, None)
+    example = custom_term.RKDDistance("gap", "gap")
+    shipped = keras_kd.terms.RKD("gap", "gap", distance_weight=1.0,
+                                 angle_weight=0.0)
+    assert float(example.reduced_loss(teacher, student)) == pytest.approx(
+        float(shipped.reduced_loss(teacher, student)), rel=1e-5)
+    config = example.get_config()
+    assert (config["teacher_layer"], config["student_layer"]) == ("gap",
+                                                                  "gap")
+
+
 def test_a_term_weight_is_scheduled_by_name(data):
     x, y = data
     term = custom_term.RKDDistance("gap", "gap", weight=25.0)

@@ -24,6 +24,7 @@ from keras_kd.terms.dkd import DKD
 from keras_kd.terms.feature_relation import FeatureRelationTerm
 from keras_kd.terms.fsp import FSP
 from keras_kd.terms.hints import HintTerm
+from keras_kd.terms.layer_pair_term import LayerPairTerm
 from keras_kd.terms.logit_standardization import LogitStandardization
 from keras_kd.terms.logit_term import LogitTerm
 from keras_kd.terms.loss_term import LossTerm
@@ -105,7 +106,8 @@ def get(identifier):
 
 __all__ = ["AttentionMapTerm", "AttentionTransferTerm",
            "CorrelationCongruence", "CRD", "DIST", "DKD", "FSP",
-           "FeatureRelationTerm", "HintTerm", "LogitStandardization",
+           "FeatureRelationTerm", "HintTerm", "LayerPairTerm",
+           "LogitStandardization",
            "LogitTerm", "LossTerm", "PKT", "PairTerm", "RKD",
            "SRD", "SimilarityPreserving", "SoftTargetTerm", "TapValues", "Term",
            "VID",
