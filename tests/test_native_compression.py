@@ -101,13 +101,18 @@ def _site(values):
     return weight_sites(layer)[0]
 
 
-def test_magnitude_mask_zeros_exactly_the_smallest():
-    values = np.random.default_rng(0).normal(size=(8, 6)).astype("float32")
+def pruned_half(values, structure=None):
+    """`values` as a Dense kernel after masks for 50% sparsity."""
     site = _site(values)
-    masks = MagnitudeMasks([site])
+    masks = MagnitudeMasks([site], structure)
     masks.update(0.5)
     masks.apply()
-    got = keras.ops.convert_to_numpy(site.variable)
+    return keras.ops.convert_to_numpy(site.variable)
+
+
+def test_magnitude_mask_zeros_exactly_the_smallest():
+    values = np.random.default_rng(0).normal(size=(8, 6)).astype("float32")
+    got = pruned_half(values)
     order = np.argsort(np.abs(values).reshape(-1))
     expected = values.reshape(-1).copy()
     expected[order[:24]] = 0
@@ -116,11 +121,7 @@ def test_magnitude_mask_zeros_exactly_the_smallest():
 
 def test_m_by_n_mask_keeps_two_of_four_along_the_inputs():
     values = np.random.default_rng(1).normal(size=(8, 3)).astype("float32")
-    site = _site(values)
-    masks = MagnitudeMasks([site], MByNSparsity(2, 4))
-    masks.update(0.5)
-    masks.apply()
-    got = keras.ops.convert_to_numpy(site.variable)
+    got = pruned_half(values, MByNSparsity(2, 4))
     for column in range(3):
         for start in (0, 4):
             group, kept = values[start:start + 4, column], got[
@@ -131,11 +132,7 @@ def test_m_by_n_mask_keeps_two_of_four_along_the_inputs():
 
 def test_block_mask_prunes_whole_blocks():
     values = np.random.default_rng(2).normal(size=(4, 8)).astype("float32")
-    site = _site(values)
-    masks = MagnitudeMasks([site], BlockSparsity(1, 4))
-    masks.update(0.5)
-    masks.apply()
-    got = keras.ops.convert_to_numpy(site.variable).reshape(4, 2, 4)
+    got = pruned_half(values, BlockSparsity(1, 4)).reshape(4, 2, 4)
     means = np.abs(values).reshape(4, 2, 4).mean(-1).reshape(-1)
     zero_blocks = set(np.argsort(means)[:4])
     for block in range(8):
